@@ -1,0 +1,82 @@
+"""Images per second of Classification training: the project's in-memory data path vs a DataLoader.
+
+    python benchmarks/data_path.py [--steps 100] [--batch-size 128]
+
+Both paths train the same network (Classification/train.py's Net, channels-last) with the same
+batch size, optimiser and thread count. The in-memory path indexes a tensor that already holds the
+padded images; the DataLoader path is the usual torchvision one: per-sample PIL -> Pad -> ToTensor
+transforms and collation in the main process (num_workers=0, so no extra cores are used).
+"""
+
+import argparse
+import importlib.util
+import time
+
+import torch
+import torch.nn.functional as F
+import torchvision.transforms as T
+from torch.utils.data import DataLoader
+
+import funmnist as fm
+from funmnist.cli import default_data_root, pick_device
+from funmnist.data import MNIST, epoch_permutation
+
+
+def classification_net() -> type:
+    spec = importlib.util.spec_from_file_location("classification", fm.REPO_ROOT / "Classification" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Net
+
+
+def images_per_second(batches, steps: int, device: torch.device, warmup: int = 5) -> float:
+    torch.manual_seed(0)
+    net = classification_net()().to(device, memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    seen = 0
+    for i, (x, y) in enumerate(batches):
+        if i == warmup:
+            start, seen = time.perf_counter(), 0
+        if i == warmup + steps:
+            break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        seen += len(x)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return seen / (time.perf_counter() - start)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--data-root", default=default_data_root())
+    args = p.parse_args()
+    device = pick_device(args.device)
+
+    data = fm.load("MNIST", args.data_root, device)
+    order = epoch_permutation(len(data.train_x), 0, 0).to(device)
+
+    def in_memory():
+        for i in range(0, len(order) - args.batch_size + 1, args.batch_size):
+            picked = order[i : i + args.batch_size]
+            yield data.train_x[picked], data.train_y[picked]
+
+    dataset = MNIST(str(args.data_root), train=True, transform=T.Compose([T.Pad(2), T.ToTensor()]))
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=0, drop_last=True)
+
+    memory = images_per_second(in_memory(), args.steps, device)
+    plain = images_per_second(iter(loader), args.steps, device)
+    print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch_size}, {args.steps} steps each")
+    print(f"in-memory tensors : {memory:8.0f} images/s")
+    print(f"DataLoader        : {plain:8.0f} images/s")
+    print(f"ratio             : {memory / plain:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""MNIST and Fashion-MNIST as whole tensors on the device, padded to 32x32, pixels in [0, 1]."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from .cli import fail
+
+# IDX headers: magic number, then one big-endian uint32 per dimension.
+IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
+COUNTS = {"train": 60000, "t10k": 10000}
+
+
+def read_idx(path: Path, expected_count: int) -> np.ndarray:
+    """Read an IDX file (gzipped or not), checking everything that can be wrong with it."""
+    try:
+        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as e:
+        fail(f"{path}: cannot be read: {e}")
+    images = "images" in path.name
+    magic, header_len = (IMAGES_MAGIC, 16) if images else (LABELS_MAGIC, 8)
+    if len(raw) < header_len:
+        fail(f"{path}: truncated header ({len(raw)} bytes)")
+    header = np.frombuffer(raw[:header_len], dtype=">u4")
+    if header[0] != magic:
+        fail(f"{path}: bad magic number {header[0]:#010x}, expected {magic:#010x}")
+    count = int(header[1])
+    if count != expected_count:
+        fail(f"{path}: holds {count} items, expected {expected_count}")
+    shape = (count, 28, 28) if images else (count,)
+    if images and tuple(header[2:]) != (28, 28):
+        fail(f"{path}: images are {header[2]}x{header[3]}, expected 28x28")
+    size = int(np.prod(shape))
+    body = len(raw) - header_len
+    if body != size:
+        fail(
+            f"{path}: short read: {body} of {size} data bytes"
+            if body < size
+            else f"{path}: {body - size} bytes too many"
+        )
+    data = np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(shape)
+    if not images and data.max() > 9:
+        fail(f"{path}: label {data.max()} is outside 0..9")
+    return data
+
+
+class _ReadsIDX:
+    """torchvision's dataset class, reading `raw/` gzipped or not and without an md5 check.
+
+    The offline copy's train-images differ from the canonical file by rounding (see
+    ../shared/data/README.md), so an md5 check would reject a good file and try to download.
+    """
+
+    def _raw_file(self, stem: str) -> Path | None:
+        for path in (Path(self.raw_folder) / stem, Path(self.raw_folder) / f"{stem}.gz"):
+            if path.is_file():
+                return path
+        return None
+
+    def _stems(self) -> list[str]:
+        return [Path(url).stem for url, _ in self.resources]
+
+    def _check_exists(self) -> bool:
+        return all(self._raw_file(stem) for stem in self._stems())
+
+    def _load_data(self):
+        split = "train" if self.train else "t10k"
+        images = read_idx(self._raw_file(f"{split}-images-idx3-ubyte"), COUNTS[split])
+        labels = read_idx(self._raw_file(f"{split}-labels-idx1-ubyte"), COUNTS[split])
+        return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+class MNIST(_ReadsIDX, torchvision.datasets.MNIST):
+    pass
+
+
+class FashionMNIST(_ReadsIDX, torchvision.datasets.FashionMNIST):
+    pass
+
+
+DATASETS = {"MNIST": MNIST, "FashionMNIST": FashionMNIST}
+
+
+@dataclass
+class Split:
+    """Images (N, 1, 32, 32) float in [0, 1] and labels (N,) int64, both on one device."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+def pad_to_32(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 32, 32) in [0, 1] with a 2-pixel zero border."""
+    return F.pad(images.unsqueeze(1).float().div_(255), (2, 2, 2, 2))
+
+
+def load(name: str, root: Path, device: torch.device, limit: int | None = None) -> Split:
+    """Read (or, when absent and the network is there, download) a data set under `root/name/raw/`."""
+    if not root.is_dir():
+        fail(f"data folder {root} does not exist (set --data-root or FUNMNIST_DATA)")
+    cls = DATASETS[name]
+    probe = cls.__new__(cls)
+    probe.root = str(root)
+    if not probe._check_exists():
+        missing = [s for s in probe._stems() if not probe._raw_file(s)]
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(30)
+        try:
+            cls(str(root), train=True, download=True)
+        except Exception as e:  # any network or disk failure ends the same way: one line
+            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            fail(f"{Path(probe.raw_folder) / missing[0]} is missing and downloading {name} failed ({reason})")
+        finally:
+            socket.setdefaulttimeout(previous)
+    train, test = cls(str(root), train=True), cls(str(root), train=False)
+    n = limit or len(train.data)
+    return Split(
+        pad_to_32(train.data[:n]).to(device),
+        train.targets[:n].to(device),
+        pad_to_32(test.data).to(device),
+        test.targets.to(device),
+    )
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of epoch `epoch`: a function of (seed, epoch) alone, so a resumed run repeats it."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator)
+
+
+def random_shift(images: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Translate each image by its own random whole-pixel offset in [-pixels, pixels]^2, zero fill.
+
+    Done for the whole batch at once by indexing a padded copy: no per-sample Python.
+    """
+    n, _, h, w = images.shape
+    padded = F.pad(images, (pixels,) * 4)
+    dy = torch.randint(0, 2 * pixels + 1, (n, 1), device=images.device)
+    dx = torch.randint(0, 2 * pixels + 1, (n, 1), device=images.device)
+    rows = (torch.arange(h, device=images.device) + dy)[:, :, None]
+    cols = (torch.arange(w, device=images.device) + dx)[:, None, :]
+    batch = torch.arange(n, device=images.device)[:, None, None]
+    return padded[batch, 0, rows, cols].unsqueeze(1)

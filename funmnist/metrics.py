@@ -1,0 +1,101 @@
+"""Quality figures of CONVENTIONS.md, measured with the fixed evaluator (never the model's own nets)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from sklearn.neighbors import NearestNeighbors
+
+from .data import Split
+from .evaluator import load_evaluator
+
+SAMPLES = 10_000
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
+    """Share of images whose argmax logit is the label, in eval mode (the mode is restored after)."""
+    was_training = model.training
+    model.eval()
+    correct = sum(
+        (model(images[i : i + batch_size]).argmax(1) == labels[i : i + batch_size]).sum().item()
+        for i in range(0, len(images), batch_size)
+    )
+    model.train(was_training)
+    return correct / len(images)
+
+
+def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
+    """Leave-one-out k-nearest-neighbour accuracy: how well the labels separate in `points`."""
+    neighbours = NearestNeighbors(n_neighbors=k).fit(points).kneighbors(return_distance=False)  # self excluded
+    votes = np.apply_along_axis(np.bincount, 1, labels[neighbours], minlength=labels.max() + 1)
+    return float((votes.argmax(1) == labels).mean())  # ties go to the smaller label
+
+
+@torch.no_grad()
+def evaluator_outputs(images: torch.Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluator's 128-d features and class probabilities for images (N, 1, 32, 32) in [0, 1]."""
+    net = load_evaluator(images.device)
+    features, probs = [], []
+    for i in range(0, len(images), batch_size):
+        f = net.trunk(images[i : i + batch_size].float())
+        features.append(f.double().cpu())
+        probs.append(net.head(f).double().softmax(1).cpu())
+    return torch.cat(features).numpy(), torch.cat(probs).numpy()
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) between Gaussians fitted to two feature sets.
+
+    tr((S_a S_b)^(1/2)) is summed from the eigenvalues of the symmetric S_a^(1/2) S_b S_a^(1/2),
+    which is stabler than a general matrix square root.
+    """
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(s_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    cross = np.linalg.eigvalsh(root_a @ s_b @ root_a)
+    distance = ((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.sqrt(np.clip(cross, 0, None)).sum()
+    return float(max(distance, 0.0))
+
+
+def inception_score(probs: np.ndarray) -> float:
+    """exp(E_x KL(p(y|x) || p(y))): 1 for one class, 10 for confident and balanced digits."""
+    marginal = probs.mean(0, keepdims=True)
+    kl = (probs * (np.log(probs + 1e-12) - np.log(marginal + 1e-12))).sum(1)
+    return float(np.exp(kl.mean()))
+
+
+def confident(probs: np.ndarray, threshold: float = 0.9) -> float:
+    """Share of samples whose top class has probability >= threshold."""
+    return float((probs.max(1) >= threshold).mean())
+
+
+def class_balance(probs: np.ndarray) -> float:
+    """Entropy of the predicted-label histogram / ln 10: 1 when every digit is equally common."""
+    share = np.bincount(probs.argmax(1), minlength=10) / len(probs)
+    share = share[share > 0]
+    return float(-(share * np.log(share)).sum() / np.log(10))
+
+
+def cond_acc(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Share of conditional samples that the evaluator labels as the requested class."""
+    return float((probs.argmax(1) == labels).mean())
+
+
+@torch.no_grad()
+def generator_metrics(sample: Callable[[int], torch.Tensor], data: Split, n: int = SAMPLES) -> dict:
+    """fid, fid_real, is, confident and class_balance for `sample(k)`, which returns k images in [0, 1]."""
+    fake = torch.cat([sample(min(500, n - i)) for i in range(0, n, 500)])
+    fake_features, fake_probs = evaluator_outputs(fake)
+    test_features, _ = evaluator_outputs(data.test_x)
+    real_features, _ = evaluator_outputs(data.train_x[:n])
+    return {
+        "fid": frechet_distance(fake_features, test_features),
+        "fid_real": frechet_distance(real_features, test_features),
+        "is": inception_score(fake_probs),
+        "confident": confident(fake_probs),
+        "class_balance": class_balance(fake_probs),
+    }

@@ -1,0 +1,56 @@
+"""Figures every script writes: image grids, the training GIF and curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import matplotlib
+
+matplotlib.use("Agg")  # headless: scripts only write files
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torchvision.utils as vutils  # noqa: E402
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
+    """Images in [0, 1] as one PNG grid."""
+    vutils.save_image(images.detach().float().cpu().clamp(0, 1), path, nrow=nrow, padding=2, pad_value=0.5)
+
+
+def save_gif(frames: list[Path], path: Path, seconds_per_frame: float = 0.2) -> None:
+    """The saved grids as one GIF, holding the last frame a little longer."""
+    images = [iio.imread(f) for f in frames]
+    durations = [seconds_per_frame * 1000] * (len(images) - 1) + [1500]
+    iio.imwrite(path, np.stack(images), duration=durations, loop=0)
+
+
+def plot_curves(
+    path: Path,
+    curves: dict[str, tuple[list[float], list[float]]],
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    smooth: bool = False,
+) -> None:
+    """One line per named (x, y) curve; `smooth` draws the raw values faintly under a moving mean."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, (xs, ys)) in enumerate(curves.items()):
+        color = f"C{i}"
+        if smooth and len(ys) > 20:
+            window = max(len(ys) // 50, 2)
+            kernel = np.ones(window) / window
+            ax.plot(xs, ys, color=color, alpha=0.25, linewidth=0.5)
+            ax.plot(xs[window - 1 :], np.convolve(ys, kernel, mode="valid"), color=color, label=name)
+        else:
+            ax.plot(xs, ys, color=color, label=name, marker="o" if len(xs) < 30 else None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,33 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import funmnist as fm
+
+REPO = Path(__file__).resolve().parent.parent
+DATA_ROOT = Path(os.environ.get("FUNMNIST_DATA") or REPO / "data")
+
+
+@pytest.fixture(scope="session")
+def mnist() -> fm.Split:
+    return fm.load("MNIST", DATA_ROOT, torch.device("cpu"))
+
+
+def run_script(script: str, *args) -> subprocess.CompletedProcess:
+    """Run a script of the repo (a path, or a module of the package) as a user would, from elsewhere."""
+    env = {**os.environ, "FUNMNIST_DATA": str(DATA_ROOT)}
+    target = ["-m", script] if script.startswith("funmnist.") else [str(REPO / script)]
+    command = [sys.executable, *target, *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd="/", timeout=900)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, status: int, *phrases: str) -> None:
+    assert result.returncode == status, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]

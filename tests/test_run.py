@@ -1,0 +1,97 @@
+import imageio.v3 as iio
+import pytest
+import torch
+
+import funmnist as fm
+
+
+def make_run(tmp_path, *flags, n=320):
+    args = fm.parser(str(tmp_path / "Toy" / "train.py"), "toy", epochs=2, batch_size=32, lr=0.1).parse_args(
+        ["--out", str(tmp_path / "out"), "--device", "cpu", *flags]
+    )
+    run = fm.Run(args)
+    run.n_train = n
+    return run
+
+
+def toy_training(run, data):
+    """A linear model trained by SGD with dropout noise: uses the RNG, so resume must restore it."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(4, 1))
+    opt = torch.optim.SGD(net.parameters(), lr=run.args.lr)
+    run.track(net=net, opt=opt)
+    for x in run.batches(data):
+        loss = net(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        run.log(loss=loss)
+        if run.frame_due:
+            run.save_frame(torch.rand(4, 1, 8, 8))
+    return net
+
+
+def test_steps_epochs_and_frames(tmp_path):
+    run = make_run(tmp_path)
+    assert (run.steps_per_epoch, run.total_steps) == (10, 20)
+    data = torch.randn(320, 4)
+    toy_training(run, data)
+    assert run.step == 20 and len(run.losses["loss"][0]) == 20
+    assert len(run.frames) == 20  # fewer steps than GIF frames: one frame a step
+    run.finish()
+    assert len(iio.imread(run.out / "process.gif", index=None)) == 20
+    assert (run.out / "loss.png").is_file() and (run.out / "metrics.json").is_file()
+
+
+def test_gif_frames_spread_over_a_long_run(tmp_path):
+    run = make_run(tmp_path, "--epochs", "30")
+    toy_training(run, torch.randn(320, 4))
+    steps = [int(name[5:11]) for name in run.frames]
+    assert len(steps) == 24 and steps[-1] == 300 and steps[0] <= 300 / 24 + 1
+    assert max(b - a for a, b in zip(steps, steps[1:], strict=False)) <= 300 / 24 + 1
+
+
+def test_resume_continues_exactly(tmp_path):
+    data = torch.randn(320, 4)
+    whole = toy_training(make_run(tmp_path / "a"), data)
+    first = make_run(tmp_path / "b", "--max-steps", "7")
+    toy_training(first, data)
+    assert first.step == 7 and (first.out / "checkpoint.pt").is_file()
+    second = make_run(tmp_path / "b", "--resume")
+    resumed = toy_training(second, data)
+    assert second.step == 20 and len(second.losses["loss"][1]) == 20
+    for p, q in zip(whole.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_resume_refuses_other_flags(tmp_path, capsys):
+    toy_training(make_run(tmp_path, "--max-steps", "3"), torch.randn(320, 4))
+    with pytest.raises(SystemExit) as stop:
+        toy_training(make_run(tmp_path, "--resume", "--lr", "0.5"), torch.randn(320, 4))
+    assert stop.value.code == 2
+    assert "--lr: the checkpoint was made with 0.1, not 0.5" in capsys.readouterr().err
+
+
+def test_non_finite_loss_stops_naming_the_step(tmp_path, capsys):
+    run = make_run(tmp_path)
+    data = torch.randn(320, 4)
+    with pytest.raises(SystemExit) as stop:
+        for x in run.batches(data):
+            run.log(loss=x.sum() if run.step < 13 else torch.tensor(float("nan")))
+    assert stop.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "loss loss is nan at step 13" in err and "last good checkpoint" in err
+    saved = torch.load(run.checkpoint_path, weights_only=True)
+    assert saved["step"] == 10  # the end of epoch 1, before the bad step
+
+
+def test_interrupt_saves_a_checkpoint_and_stops(tmp_path, capsys):
+    run = make_run(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        for _ in run.batches(torch.randn(320, 4)):
+            run.log(loss=1.0)
+            if run.step == 4:
+                run._on_interrupt(None, None)  # what Ctrl-C does
+    assert stop.value.code == 130
+    assert torch.load(run.checkpoint_path, weights_only=True)["step"] == 4
+    assert "interrupted at step 4; continue with --resume" in capsys.readouterr().err

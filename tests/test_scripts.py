@@ -1,0 +1,89 @@
+"""Every script run as a user runs it: a smoke run makes its files; bad input stops in one line."""
+
+import json
+
+import pytest
+import torch
+from conftest import assert_one_line_error, run_script
+
+from funmnist.evaluator import Evaluator
+
+REQUIRED = {"model", "command", "epochs", "steps", "seconds", "device", "torch", "seed"}
+SMALL = ["--limit", "256", "--batch-size", "32", "--epochs", "2", "--device", "cpu"]  # 16 steps
+
+
+def test_classification_smoke_and_exact_resume(tmp_path):
+    whole = run_script("Classification/train.py", *SMALL, "--out", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    for name in ("real.png", "loss.png", "accuracy.png", "metrics.json", "checkpoint.pt"):
+        assert (tmp_path / "whole" / name).is_file(), name
+    metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert REQUIRED | {"test_acc", "first_epoch_test_acc_99"} <= metrics.keys()
+    assert metrics["model"] == "Classification" and metrics["steps"] == 16 and 0 <= metrics["test_acc"] <= 1
+    assert metrics["command"].startswith("python Classification/train.py --limit 256")
+
+    stopped = run_script("Classification/train.py", *SMALL, "--out", tmp_path / "split", "--max-steps", "5")
+    assert stopped.returncode == 0, stopped.stderr
+    assert json.loads((tmp_path / "split" / "metrics.json").read_text())["steps"] == 5
+    resumed = run_script("Classification/train.py", *SMALL, "--out", tmp_path / "split", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
+    assert a["step"] == b["step"] == 16
+    assert a["losses"] == b["losses"] and a["epoch_log"] == b["epoch_log"]
+    for key, tensor in a["objects"]["net"].items():
+        assert torch.equal(tensor, b["objects"]["net"][key]), key
+    final = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert final["test_acc"] == metrics["test_acc"]
+
+
+@pytest.mark.parametrize(
+    "flags, phrases",
+    [
+        (["--epochs", "0"], ["--epochs", "expected a positive integer, got 0"]),
+        (["--batch-size", "-3"], ["--batch-size", "got -3"]),
+        (["--lr", "nan"], ["--lr", "expected a positive number"]),
+        (["--device", "tpu"], ["--device", "invalid choice"]),
+        (["--data-root", "/no/such/folder"], ["/no/such/folder does not exist"]),
+        (["--out", "/dev/null/out"], ["--out: cannot write to /dev/null/out"]),
+        (["--limit", "10", "--batch-size", "64"], ["--batch-size: 64 is more than the 10 training images"]),
+    ],
+)
+def test_bad_input_stops_with_one_line(flags, phrases):
+    assert_one_line_error(run_script("Classification/train.py", *flags), 2, *phrases)
+
+
+def test_resume_without_a_checkpoint(tmp_path):
+    result = run_script("Classification/train.py", "--resume", "--out", tmp_path)
+    assert_one_line_error(result, 2, "--resume: no checkpoint at")
+
+
+def test_corrupt_checkpoint(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    result = run_script("Classification/train.py", *SMALL, "--resume", "--out", tmp_path)
+    assert_one_line_error(result, 2, "checkpoint.pt: not a readable checkpoint")
+
+
+def test_misc_smoke(tmp_path):
+    result = run_script("misc/pca_tsne.py", "--limit", "300", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "mnist_pca.png").is_file() and (tmp_path / "mnist_tsne.png").is_file()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for method in ("pca", "tsne"):
+        assert 0.1 < metrics[method]["knn5_acc"] <= 1 and metrics[method]["seconds"] >= 0
+    assert metrics["tsne"]["knn5_acc"] > metrics["pca"]["knn5_acc"]
+
+
+def test_evaluator_training_smoke(tmp_path):
+    result = run_script("funmnist.train_evaluator", *SMALL, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    Evaluator().load_state_dict(torch.load(tmp_path / "evaluator.pt", weights_only=True))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["model"] == "evaluator" and metrics["command"].startswith("python -m funmnist.train_evaluator")
+
+
+def test_benchmark_smoke():
+    result = run_script("benchmarks/data_path.py", "--steps", "2", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "in-memory tensors" in result.stdout and "ratio" in result.stdout
