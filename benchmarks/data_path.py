@@ -6,11 +6,14 @@ Both paths train the same network (Classification/train.py's Net, channels-last)
 batch size, optimiser and thread count. The in-memory path indexes a tensor that already holds the
 padded images; the DataLoader path is the usual torchvision one: per-sample PIL -> Pad -> ToTensor
 transforms and collation in the main process (num_workers=0, so no extra cores are used).
+It also times one epoch of batches with no training at all: the data path's own cost.
 """
 
 import argparse
 import importlib.util
+import json
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -18,8 +21,9 @@ import torchvision.transforms as T
 from torch.utils.data import DataLoader
 
 import funmnist as fm
-from funmnist.cli import default_data_root, pick_device
+from funmnist.cli import command_line, default_data_root, pick_device
 from funmnist.data import MNIST, epoch_permutation
+from funmnist.run import device_name
 
 
 def classification_net() -> type:
@@ -50,12 +54,23 @@ def images_per_second(batches, steps: int, device: torch.device, warmup: int = 5
     return seen / (time.perf_counter() - start)
 
 
+def epoch_seconds(batches, device: torch.device) -> float:
+    """Seconds to produce one epoch of batches on the device, with no training: the data path alone."""
+    start = time.perf_counter()
+    for x, y in batches:
+        x, y = x.to(device), y.to(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--data-root", default=default_data_root())
+    p.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".json"), help="where the figures go")
     args = p.parse_args()
     device = pick_device(args.device)
 
@@ -72,10 +87,17 @@ def main():
 
     memory = images_per_second(in_memory(), args.steps, device)
     plain = images_per_second(iter(loader), args.steps, device)
+    memory_epoch, plain_epoch = epoch_seconds(in_memory(), device), epoch_seconds(loader, device)
     print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch_size}, {args.steps} steps each")
-    print(f"in-memory tensors : {memory:8.0f} images/s")
-    print(f"DataLoader        : {plain:8.0f} images/s")
-    print(f"ratio             : {memory / plain:8.2f}x")
+    print(f"training, in-memory tensors : {memory:8.0f} images/s")
+    print(f"training, DataLoader        : {plain:8.0f} images/s")
+    print(f"training ratio              : {memory / plain:8.2f}x")
+    print(f"one epoch of batches alone  : {memory_epoch:.2f} s in memory, {plain_epoch:.2f} s DataLoader")
+    record = {"command": command_line(), "device": device.type, "device_name": device_name(device)}
+    record |= {"threads": torch.get_num_threads(), "batch_size": args.batch_size, "steps": args.steps}
+    record |= {"in_memory": round(memory), "dataloader": round(plain), "ratio": round(memory / plain, 2)}
+    record |= {"epoch_seconds_in_memory": round(memory_epoch, 3), "epoch_seconds_dataloader": round(plain_epoch, 2)}
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ GIF_FRAMES = 24  # CONVENTIONS.md asks for at least 20, spread over the run
 CHECKPOINT_SECONDS = 120  # besides every epoch's end and the run's end
 # Flags that may change between a run and its --resume; any other change would not be the same run.
 RESUMABLE_CHANGES = {"resume", "max_steps", "device", "data_root", "out"}
+CHECKPOINT_KEYS = {"args", "step", "seconds", "losses", "epoch_log", "frames", "rng", "objects"}
 
 
 def device_name(device: torch.device) -> str:
@@ -135,7 +136,11 @@ class Run:
             state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as e:  # a truncated or foreign file: say so in one line
             fail(f"{path}: not a readable checkpoint ({type(e).__name__})")
+        if not isinstance(state, dict) or state.keys() != CHECKPOINT_KEYS:
+            fail(f"{path}: not a checkpoint of a Fun with MNIST run")
         saved, now = state["args"], self._arguments()
+        if saved["model"] != now["model"]:
+            fail(f"{path}: a checkpoint of {saved['model']}, not of {now['model']}")
         for key in sorted(set(saved) | set(now)):
             if key not in RESUMABLE_CHANGES and saved.get(key) != now.get(key):
                 flag = "--" + key.replace("_", "-")

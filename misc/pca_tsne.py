@@ -17,6 +17,7 @@ from sklearn.manifold import TSNE
 
 import funmnist as fm
 from funmnist.cli import command_line, prepare_out, seed_everything
+from funmnist.run import device_name
 
 
 def scatter(ax, points, labels, title):
@@ -34,12 +35,13 @@ def main():
     args = p.parse_args()
     seed_everything(args.seed)
     out = prepare_out(args.out)
-    data = fm.load("MNIST", args.data_root, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    data = fm.load("MNIST", args.data_root, cpu)
     n = args.limit or len(data.test_x)
     images = data.test_x[:n].flatten(1).numpy()
     labels = data.test_y[:n].numpy()
-    record = {"model": "misc", "command": command_line(), "device": "cpu", "torch": torch.__version__}
-    record |= {"seed": args.seed, "images": n}
+    record = {"model": "misc", "command": command_line(), "device": "cpu", "device_name": device_name(cpu)}
+    record |= {"torch": torch.__version__, "seed": args.seed, "images": n}
 
     start = time.perf_counter()
     pca = PCA(n_components=50, random_state=args.seed).fit(images)
@@ -58,7 +60,8 @@ def main():
     )
     for i in range(16):
         ax = fig.add_axes([0.57 + (i % 4) * 0.105, 0.68 - (i // 4) * 0.21, 0.1, 0.19])
-        ax.imshow(pca.components_[i].reshape(32, 32), cmap="RdBu_r")
+        extent = abs(pca.components_[i]).max()  # white is zero
+        ax.imshow(pca.components_[i].reshape(32, 32), cmap="RdBu_r", vmin=-extent, vmax=extent)
         ax.set_title(f"PC{i + 1}", fontsize=8)
         ax.axis("off")
     fig.savefig(out / "mnist_pca.png", dpi=100)

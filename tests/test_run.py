@@ -5,8 +5,8 @@ import torch
 import funmnist as fm
 
 
-def make_run(tmp_path, *flags, n=320):
-    args = fm.parser(str(tmp_path / "Toy" / "train.py"), "toy", epochs=2, batch_size=32, lr=0.1).parse_args(
+def make_run(tmp_path, *flags, n=320, folder="Toy"):
+    args = fm.parser(str(tmp_path / folder / "train.py"), "toy", epochs=2, batch_size=32, lr=0.1).parse_args(
         ["--out", str(tmp_path / "out"), "--device", "cpu", *flags]
     )
     run = fm.Run(args)
@@ -70,6 +70,13 @@ def test_resume_refuses_other_flags(tmp_path, capsys):
         toy_training(make_run(tmp_path, "--resume", "--lr", "0.5"), torch.randn(320, 4))
     assert stop.value.code == 2
     assert "--lr: the checkpoint was made with 0.1, not 0.5" in capsys.readouterr().err
+
+
+def test_resume_refuses_another_models_checkpoint(tmp_path, capsys):
+    toy_training(make_run(tmp_path, "--max-steps", "3"), torch.randn(320, 4))
+    with pytest.raises(SystemExit) as stop:
+        toy_training(make_run(tmp_path, "--resume", folder="Other"), torch.randn(320, 4))
+    assert stop.value.code == 2 and "a checkpoint of Toy, not of Other" in capsys.readouterr().err
 
 
 def test_non_finite_loss_stops_naming_the_step(tmp_path, capsys):

@@ -41,10 +41,12 @@ def test_classification_smoke_and_exact_resume(tmp_path):
 @pytest.mark.parametrize(
     "flags, phrases",
     [
-        (["--epochs", "0"], ["--epochs", "expected a positive integer, got 0"]),
+        (["--epochs", "0"], ["--epochs", "expected an integer >= 1, got 0"]),
         (["--batch-size", "-3"], ["--batch-size", "got -3"]),
         (["--lr", "nan"], ["--lr", "expected a positive number"]),
         (["--device", "tpu"], ["--device", "invalid choice"]),
+        (["--label-smoothing", "1.5"], ["--label-smoothing", "expected a number in [0, 1), got 1.5"]),
+        (["--shift", "-1"], ["--shift", "expected an integer >= 0, got -1"]),
         (["--data-root", "/no/such/folder"], ["/no/such/folder does not exist"]),
         (["--out", "/dev/null/out"], ["--out: cannot write to /dev/null/out"]),
         (["--limit", "10", "--batch-size", "64"], ["--batch-size: 64 is more than the 10 training images"]),
@@ -59,10 +61,13 @@ def test_resume_without_a_checkpoint(tmp_path):
     assert_one_line_error(result, 2, "--resume: no checkpoint at")
 
 
-def test_corrupt_checkpoint(tmp_path):
+def test_corrupt_or_foreign_checkpoint(tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     result = run_script("Classification/train.py", *SMALL, "--resume", "--out", tmp_path)
     assert_one_line_error(result, 2, "checkpoint.pt: not a readable checkpoint")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "checkpoint.pt")
+    result = run_script("Classification/train.py", *SMALL, "--resume", "--out", tmp_path)
+    assert_one_line_error(result, 2, "checkpoint.pt: not a checkpoint of a Fun with MNIST run")
 
 
 def test_misc_smoke(tmp_path):
@@ -83,7 +88,14 @@ def test_evaluator_training_smoke(tmp_path):
     assert metrics["model"] == "evaluator" and metrics["command"].startswith("python -m funmnist.train_evaluator")
 
 
-def test_benchmark_smoke():
-    result = run_script("benchmarks/data_path.py", "--steps", "2", "--device", "cpu")
+def test_benchmark_smoke(tmp_path):
+    result = run_script("benchmarks/data_path.py", "--steps", "2", "--device", "cpu", "--out", tmp_path / "b.json")
     assert result.returncode == 0, result.stderr
-    assert "in-memory tensors" in result.stdout and "ratio" in result.stdout
+    assert "training, in-memory tensors" in result.stdout and "one epoch of batches" in result.stdout
+    figures = json.loads((tmp_path / "b.json").read_text())
+    assert figures["ratio"] == pytest.approx(figures["in_memory"] / figures["dataloader"], rel=0.01)
+
+
+def test_readme_results_come_from_the_metrics_files():
+    result = run_script("funmnist.readme", "--check")
+    assert result.returncode == 0, result.stderr
