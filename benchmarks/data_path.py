@@ -21,9 +21,9 @@ import torchvision.transforms as T
 from torch.utils.data import DataLoader
 
 import funmnist as fm
-from funmnist.cli import command_line, default_data_root, pick_device
+from funmnist.cli import default_data_root, pick_device
 from funmnist.data import MNIST, epoch_permutation
-from funmnist.run import device_name
+from funmnist.run import provenance
 
 
 def classification_net() -> type:
@@ -93,7 +93,7 @@ def main():
     print(f"training, DataLoader        : {plain:8.0f} images/s")
     print(f"training ratio              : {memory / plain:8.2f}x")
     print(f"one epoch of batches alone  : {memory_epoch:.2f} s in memory, {plain_epoch:.2f} s DataLoader")
-    record = {"command": command_line(), "device": device.type, "device_name": device_name(device)}
+    record = provenance(device)
     record |= {"threads": torch.get_num_threads(), "batch_size": args.batch_size, "steps": args.steps}
     record |= {"in_memory": round(memory), "dataloader": round(plain), "ratio": round(memory / plain, 2)}
     record |= {"epoch_seconds_in_memory": round(memory_epoch, 3), "epoch_seconds_dataloader": round(plain_epoch, 2)}

@@ -23,7 +23,11 @@ COUNTS = {"train": 60000, "t10k": 10000}
 def read_idx(path: Path, expected_count: int) -> np.ndarray:
     """Read an IDX file (gzipped or not), checking everything that can be wrong with it."""
     try:
-        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+        if path.suffix == ".gz":
+            with gzip.open(path) as file:
+                raw = file.read()
+        else:
+            raw = path.read_bytes()
     except (OSError, EOFError, zlib.error) as e:
         fail(f"{path}: cannot be read: {e}")
     images = "images" in path.name
@@ -53,29 +57,32 @@ def read_idx(path: Path, expected_count: int) -> np.ndarray:
     return data
 
 
+def raw_file(raw: Path, stem: str) -> Path | None:
+    """`raw/stem` or `raw/stem.gz`, whichever is there."""
+    return next((p for p in (raw / stem, raw / f"{stem}.gz") if p.is_file()), None)
+
+
+def missing_files(dataset: type, root: Path) -> list[Path]:
+    """The IDX files of `dataset` (a torchvision class) absent from `root/<its name>/raw/`."""
+    raw = root / dataset.__name__ / "raw"
+    return [raw / Path(url).stem for url, _ in dataset.resources if not raw_file(raw, Path(url).stem)]
+
+
 class _ReadsIDX:
     """torchvision's dataset class, reading `raw/` gzipped or not and without an md5 check.
 
-    The offline copy's train-images differ from the canonical file by rounding (see
-    ../shared/data/README.md), so an md5 check would reject a good file and try to download.
+    An offline copy may differ from the canonical bytes (a known copy's train-images were rebuilt
+    within one grey level), and an md5 check would then reject a good file and try to download.
     """
 
-    def _raw_file(self, stem: str) -> Path | None:
-        for path in (Path(self.raw_folder) / stem, Path(self.raw_folder) / f"{stem}.gz"):
-            if path.is_file():
-                return path
-        return None
-
-    def _stems(self) -> list[str]:
-        return [Path(url).stem for url, _ in self.resources]
-
     def _check_exists(self) -> bool:
-        return all(self._raw_file(stem) for stem in self._stems())
+        return not missing_files(type(self), Path(self.root))
 
     def _load_data(self):
         split = "train" if self.train else "t10k"
-        images = read_idx(self._raw_file(f"{split}-images-idx3-ubyte"), COUNTS[split])
-        labels = read_idx(self._raw_file(f"{split}-labels-idx1-ubyte"), COUNTS[split])
+        raw = Path(self.raw_folder)
+        images = read_idx(raw_file(raw, f"{split}-images-idx3-ubyte"), COUNTS[split])
+        labels = read_idx(raw_file(raw, f"{split}-labels-idx1-ubyte"), COUNTS[split])
         return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
@@ -110,17 +117,14 @@ def load(name: str, root: Path, device: torch.device, limit: int | None = None) 
     if not root.is_dir():
         fail(f"data folder {root} does not exist (set --data-root or FUNMNIST_DATA)")
     cls = DATASETS[name]
-    probe = cls.__new__(cls)
-    probe.root = str(root)
-    if not probe._check_exists():
-        missing = [s for s in probe._stems() if not probe._raw_file(s)]
+    if missing := missing_files(cls, root):
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(30)
         try:
             cls(str(root), train=True, download=True)
         except Exception as e:  # any network or disk failure ends the same way: one line
             reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            fail(f"{Path(probe.raw_folder) / missing[0]} is missing and downloading {name} failed ({reason})")
+            fail(f"{missing[0]} is missing and downloading {name} failed ({reason})")
         finally:
             socket.setdefaulttimeout(previous)
     train, test = cls(str(root), train=True), cls(str(root), train=False)

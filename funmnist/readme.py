@@ -37,7 +37,7 @@ def basics_rows() -> list[str]:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, measured, result, m in rows:
-        device = m.get("device_name", m["device"])
+        device = m["device_name"]
         seconds = f"{m['seconds']:.0f} s" if m["seconds"] >= 10 else f"{m['seconds']:.1f} s"
         lines.append(f"| {name} | {measured} | {result} | {seconds} | {device} | `{m['command']}` |")
     return lines

@@ -40,6 +40,16 @@ def device_name(device: torch.device) -> str:
     return f"{torch.get_num_threads()}-thread CPU ({cpu})"
 
 
+def provenance(device: torch.device) -> dict:
+    """What every metrics.json says of where its figures come from."""
+    return {
+        "command": command_line(),
+        "device": device.type,
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+    }
+
+
 class Run:
     """Owns what is not the model: device, seed, output folder, the step loop, logs and checkpoints.
 
@@ -267,13 +277,10 @@ class Run:
             save_gif([self.out / f for f in self.frames], self.out / "process.gif")
         record = {
             "model": self.name,
-            "command": command_line(),
+            **provenance(self.device),
             "epochs": self.args.epochs,
             "steps": self.step,
             "seconds": round(self.seconds, 1),
-            "device": self.device.type,
-            "device_name": device_name(self.device),
-            "torch": torch.__version__,
             "seed": self.args.seed,
             **metrics,
         }

@@ -16,8 +16,8 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 import funmnist as fm
-from funmnist.cli import command_line, prepare_out, seed_everything
-from funmnist.run import device_name
+from funmnist.cli import prepare_out, seed_everything
+from funmnist.run import provenance
 
 
 def scatter(ax, points, labels, title):
@@ -35,13 +35,11 @@ def main():
     args = p.parse_args()
     seed_everything(args.seed)
     out = prepare_out(args.out)
-    cpu = torch.device("cpu")
-    data = fm.load("MNIST", args.data_root, cpu)
+    data = fm.load("MNIST", args.data_root, torch.device("cpu"))
     n = args.limit or len(data.test_x)
     images = data.test_x[:n].flatten(1).numpy()
     labels = data.test_y[:n].numpy()
-    record = {"model": "misc", "command": command_line(), "device": "cpu", "device_name": device_name(cpu)}
-    record |= {"torch": torch.__version__, "seed": args.seed, "images": n}
+    record = {"model": "misc", **provenance(torch.device("cpu")), "seed": args.seed, "images": n}
 
     start = time.perf_counter()
     pca = PCA(n_components=50, random_state=args.seed).fit(images)
