@@ -35,9 +35,14 @@ def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
 
 
 @torch.no_grad()
-def evaluator_outputs(images: torch.Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """The evaluator's 128-d features and class probabilities for images (N, 1, 32, 32) in [0, 1]."""
-    net = load_evaluator(images.device)
+def evaluator_outputs(
+    images: torch.Tensor, net: torch.nn.Module | None = None, batch_size: int = 1000
+) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluator's 128-d features and class probabilities for images (N, 1, 32, 32) in [0, 1].
+
+    `net` is the committed evaluator unless given (its own trainer passes the net it just trained).
+    """
+    net = net if net is not None else load_evaluator(images.device)
     features, probs = [], []
     for i in range(0, len(images), batch_size):
         f = net.trunk(images[i : i + batch_size].float())
@@ -85,13 +90,17 @@ def cond_acc(probs: np.ndarray, labels: np.ndarray) -> float:
     return float((probs.argmax(1) == labels).mean())
 
 
+def reference_features(data: Split, n: int = SAMPLES, net: torch.nn.Module | None = None):
+    """Evaluator features of the test set and of the first n training images (FID's two references)."""
+    return evaluator_outputs(data.test_x, net)[0], evaluator_outputs(data.train_x[:n], net)[0]
+
+
 @torch.no_grad()
 def generator_metrics(sample: Callable[[int], torch.Tensor], data: Split, n: int = SAMPLES) -> dict:
     """fid, fid_real, is, confident and class_balance for `sample(k)`, which returns k images in [0, 1]."""
     fake = torch.cat([sample(min(500, n - i)) for i in range(0, n, 500)])
     fake_features, fake_probs = evaluator_outputs(fake)
-    test_features, _ = evaluator_outputs(data.test_x)
-    real_features, _ = evaluator_outputs(data.train_x[:n])
+    test_features, real_features = reference_features(data, n)
     return {
         "fid": frechet_distance(fake_features, test_features),
         "fid_real": frechet_distance(real_features, test_features),

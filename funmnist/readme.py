@@ -27,7 +27,8 @@ def basics_rows() -> list[str]:
         first = m["first_epoch_test_acc_99"]
         rows.append(("Classification", "test accuracy", f"{m['test_acc']:.2%} (>= 99% from epoch {first})", m))
     if m := load("funmnist/weights/metrics.json"):
-        rows.append(("Evaluator (for the metrics)", "test accuracy", f"{m['test_acc']:.2%}", m))
+        figures = f"{m['test_acc']:.2%}; `fid_real` {m['fid_real']:.2f}"
+        rows.append(("Evaluator (for the metrics)", "test accuracy; FID floor", figures, m))
     if m := load("misc/samples/metrics.json"):
         for key, name in (("pca", "PCA"), ("tsne", "t-SNE")):
             figure = f"{m[key]['knn5_acc']:.2%}"

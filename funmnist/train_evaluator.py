@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from .cli import parser
 from .data import random_shift
 from .evaluator import WEIGHTS, Evaluator
-from .metrics import accuracy
+from .metrics import accuracy, frechet_distance, reference_features
 from .run import Run
 
 
@@ -41,7 +41,10 @@ def main() -> None:
             run.log_epoch(test_acc=accuracy(net, data.test_x, data.test_y))
     # Contiguous weights load into any layout; the state dict alone loads with weights_only=True.
     torch.save({k: v.contiguous() for k, v in net.state_dict().items()}, run.out / WEIGHTS.name)
-    run.finish(test_acc=accuracy(net, data.test_x, data.test_y), parameters=sum(p.numel() for p in net.parameters()))
+    test_acc = accuracy(net, data.test_x, data.test_y)
+    # The floor of every generator's FID: 10,000 real training images against the test set.
+    fid_real = frechet_distance(*reference_features(data, net=net.eval()))
+    run.finish(test_acc=test_acc, fid_real=fid_real, parameters=sum(p.numel() for p in net.parameters()))
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ def test_evaluator_training_smoke(tmp_path):
     Evaluator().load_state_dict(torch.load(tmp_path / "evaluator.pt", weights_only=True))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["model"] == "evaluator" and metrics["command"].startswith("python -m funmnist.train_evaluator")
+    assert metrics["fid_real"] > 0 and 0 <= metrics["test_acc"] <= 1
 
 
 def test_benchmark_smoke(tmp_path):
