@@ -66,10 +66,10 @@ def epoch_seconds(batches, device: torch.device) -> float:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=fm.positive_int, default=100)
+    p.add_argument("--batch-size", type=fm.positive_int, default=128)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--data-root", default=default_data_root())
+    p.add_argument("--data-root", type=Path, default=default_data_root())
     p.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".json"), help="where the figures go")
     args = p.parse_args()
     device = pick_device(args.device)

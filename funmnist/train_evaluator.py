@@ -43,7 +43,8 @@ def main() -> None:
     torch.save({k: v.contiguous() for k, v in net.state_dict().items()}, run.out / WEIGHTS.name)
     test_acc = accuracy(net, data.test_x, data.test_y)
     # The floor of every generator's FID: 10,000 real training images against the test set.
-    fid_real = frechet_distance(*reference_features(data, net=net.eval()))
+    net.eval()
+    fid_real = frechet_distance(*reference_features(data, net=net))
     run.finish(test_acc=test_acc, fid_real=fid_real, parameters=sum(p.numel() for p in net.parameters()))
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import assert_one_line_error, run_script
+from conftest import DATA_ROOT, assert_one_line_error, run_script
 
 from funmnist.evaluator import Evaluator
 
@@ -90,7 +90,8 @@ def test_evaluator_training_smoke(tmp_path):
 
 
 def test_benchmark_smoke(tmp_path):
-    result = run_script("benchmarks/data_path.py", "--steps", "2", "--device", "cpu", "--out", tmp_path / "b.json")
+    flags = ["--steps", "2", "--device", "cpu", "--data-root", DATA_ROOT, "--out", tmp_path / "b.json"]
+    result = run_script("benchmarks/data_path.py", *flags)
     assert result.returncode == 0, result.stderr
     assert "training, in-memory tensors" in result.stdout and "one epoch of batches" in result.stdout
     figures = json.loads((tmp_path / "b.json").read_text())
