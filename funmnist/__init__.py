@@ -1,9 +1,9 @@
 """Everything in Fun with MNIST that is not a model: data, flags, the run loop, figures, metrics."""
 
 from .cli import REPO_ROOT, fail, fraction, non_negative_int, parser, positive_float, positive_int
-from .data import Split, load, random_shift
-from .metrics import accuracy, generator_metrics, knn_accuracy
-from .plots import plot_curves, save_gif, save_grid
+from .data import Split, flat_digits, load, pad_flat_digits, random_shift
+from .metrics import accuracy, evaluating, generator_metrics, knn_accuracy, recon_mse
+from .plots import plot_curves, save_gif, save_grid, scatter_codes
 from .run import Run, write_metrics
 
 __all__ = [
@@ -11,18 +11,23 @@ __all__ = [
     "Run",
     "Split",
     "accuracy",
+    "evaluating",
     "fail",
+    "flat_digits",
     "fraction",
     "generator_metrics",
     "knn_accuracy",
     "load",
     "non_negative_int",
+    "pad_flat_digits",
     "parser",
     "plot_curves",
     "positive_float",
     "positive_int",
     "random_shift",
+    "recon_mse",
     "save_gif",
     "save_grid",
+    "scatter_codes",
     "write_metrics",
 ]

@@ -23,8 +23,17 @@ def fail(message: str, status: int = 2) -> None:
 
 
 class Parser(argparse.ArgumentParser):
+    samples: Path  # <folder>/samples/, where outputs go unless --out says otherwise
+    subfolder = None  # args -> name of the subfolder of samples/ for a variant's run, or None
+
     def error(self, message: str) -> None:  # argparse prints usage too; we keep to one line
         fail(message)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if parsed.out is None:
+            parsed.out = self.samples / self.subfolder(parsed) if self.subfolder else self.samples
+        return parsed
 
 
 def checked(convert, accept, expected: str):
@@ -62,15 +71,18 @@ def parser(
     out: str | Path | None = None,
     name: str | None = None,
     training: bool = True,
+    subfolder=None,
 ) -> Parser:
     """The flags of CONVENTIONS.md, with the script's defaults; a script adds its own flags.
 
     `name` (for metrics.json) and `out` default to the script's folder name and `<folder>/samples/`.
 
     `training=False` leaves out the flags that only a training loop has (for misc/ plots).
+    `subfolder(args)` names a variant's own folder under samples/ (AE's "2_dim", AAE's "fit_donut").
     """
     folder = Path(script).resolve().parent
     p = Parser(description=description)
+    p.samples, p.subfolder = Path(out) if out else folder / "samples", subfolder
     if training:
         p.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the training data")
         p.add_argument("--batch-size", type=positive_int, default=batch_size, help="mini-batch size")
@@ -85,7 +97,7 @@ def parser(
         default=default_data_root(),
         help="folder holding MNIST/raw/ (default: $FUNMNIST_DATA, else data/ at the repo root)",
     )
-    p.add_argument("--out", type=Path, default=Path(out) if out else folder / "samples", help="output folder")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: <folder>/samples/...)")
     if training:
         p.add_argument("--max-steps", type=positive_int, default=None, help="stop after N optimiser steps")
         p.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")

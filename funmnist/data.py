@@ -112,6 +112,16 @@ def pad_to_32(images: torch.Tensor) -> torch.Tensor:
     return F.pad(images.unsqueeze(1).float().div_(255), (2, 2, 2, 2))
 
 
+def flat_digits(images: torch.Tensor) -> torch.Tensor:
+    """32x32 images -> the 28x28 digits inside them, flat (N, 784), for fully connected models."""
+    return images[:, 0, 2:30, 2:30].flatten(1)
+
+
+def pad_flat_digits(flat: torch.Tensor) -> torch.Tensor:
+    """Flat (N, 784) digits -> 32x32 images with the zero border, inverse of `flat_digits`."""
+    return F.pad(flat.view(-1, 1, 28, 28), (2, 2, 2, 2))
+
+
 def load(name: str, root: Path, device: torch.device, limit: int | None = None) -> Split:
     """Read (or, when absent and the network is there, download) a data set under `root/name/raw/`."""
     if not root.is_dir():

@@ -54,3 +54,21 @@ def plot_curves(
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def scatter_codes(
+    path: Path, codes: np.ndarray, labels: np.ndarray, title: str, outlines: list[np.ndarray] | None = None
+) -> None:
+    """2-d codes coloured by digit, with a legend; `outlines` are closed curves (a prior's support) drawn on top."""
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    for digit in range(10):
+        at = labels == digit
+        ax.scatter(codes[at, 0], codes[at, 1], s=2, color=plt.cm.tab10(digit), label=str(digit), alpha=0.6)
+    for curve in outlines or []:
+        ax.plot(*np.vstack([curve, curve[:1]]).T, color="black", linewidth=1)
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(markerscale=5, loc="center left", bbox_to_anchor=(1, 0.5), title="digit")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

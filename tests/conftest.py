@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import subprocess
 import sys
@@ -31,3 +32,11 @@ def assert_one_line_error(result: subprocess.CompletedProcess, status: int, *phr
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     for phrase in phrases:
         assert phrase in lines[0], lines[0]
+
+
+def load_script(path: str):
+    """A model script as a module, to test its networks and losses (its main() does not run)."""
+    spec = importlib.util.spec_from_file_location(path.replace("/", "_").removesuffix(".py"), REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
