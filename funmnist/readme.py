@@ -21,6 +21,71 @@ def load(path: str) -> dict | None:
     return json.loads(file.read_text()) if file.is_file() else None
 
 
+def table(columns: list[str], rows: list[tuple]) -> list[str]:
+    """A Markdown table: each row is its own cells, then the metrics that give wall time, device and command."""
+    lines = [
+        "| " + " | ".join([*columns, "wall time", "device", "command"]) + " |",
+        "|" + " --- |" * (len(columns) + 3),
+    ]
+    for *cells, m in rows:
+        seconds = f"{m['seconds']:.0f} s" if m["seconds"] >= 10 else f"{m['seconds']:.1f} s"
+        lines.append("| " + " | ".join([*cells, seconds, m["device_name"], f"`{m['command']}`"]) + " |")
+    return lines
+
+
+def pair(values: list[float]) -> str:
+    return "(" + ", ".join(f"{v:.2f}" for v in values) + ")"
+
+
+def autoencoder_rows() -> list[str]:
+    rows = []
+    for variant in ("100_dim", "2_dim", "no_sig_no_reg", "no_sig_reg"):
+        if m := load(f"AE/samples/{variant}/metrics.json"):
+            rows.append(("AE", f"`{variant}`", f"{m['recon_mse']:.4f}", "", m))
+    for latent in (2, 20):
+        if m := load(f"VAE/samples/latent_{latent}/metrics.json"):
+            figures = f"`test_elbo` {m['test_elbo']:.1f} nats; {generated(m)}"
+            rows.append(("VAE", f"{latent}-d latent", f"{m['recon_mse']:.4f}", figures, m))
+    for prior in ("triangle", "donut"):
+        if m := load(f"Adversarial_Autoencoder/samples/fit_{prior}/metrics.json"):
+            figures = (
+                f"`in_support` {m['in_support']:.1%}; codes' mean {pair(m['code_mean'])}, spread {pair(m['code_std'])};"
+                f" the prior's {pair(m['prior_mean'])}, {pair(m['prior_std'])}"
+            )
+            rows.append(("Adversarial Autoencoder", f"{prior} prior", f"{m['recon_mse']:.4f}", figures, m))
+    for folder, name in (("", "VAE-GAN"), ("no_gan/", "the same VAE, pixel loss (`--no-gan`)")):
+        if m := load(f"VAE-GAN/samples/{folder}metrics.json"):
+            rows.append(("VAE-GAN", name, f"{m['recon_mse']:.4f}", generated(m), m))
+    if not rows:
+        return []
+    caption = "Autoencoders (`recon_mse`: mean squared error per pixel of the test set's reconstructions):"
+    return ["", caption, "", *table(["model", "run", "`recon_mse`", "other figures"], rows)]
+
+
+GENERATORS = ["GAN", "WGAN", "WGAN-GP", "LSGAN", "EBGAN", "BEGAN"]
+
+
+def generator_rows() -> list[str]:
+    rows = []
+    for name in GENERATORS:
+        if m := load(f"{name}/samples/metrics.json"):
+            figures = [f"{m['fid']:.1f}", f"{m['fid'] / m['fid_real']:.1f}", f"{m['is']:.2f}", f"{m['confident']:.1%}"]
+            rows.append((name, *figures, f"{m['class_balance']:.3f}", m))
+    if not rows:
+        return []
+    caption = "Generators (10,000 samples, measured by the evaluator; `fid_real` is the floor):"
+    columns = ["model", "`fid`", "`fid / fid_real`", "`is`", "`confident`", "`class_balance`"]
+    return ["", caption, "", *table(columns, rows)]
+
+
+def generated(m: dict) -> str:
+    """The quality figures of a generator's samples."""
+    return (
+        f"`fid` {m['fid']:.1f} (`fid_real` {m['fid_real']:.2f}), `is` {m['is']:.2f}, `confident` {m['confident']:.1%},"
+        f" `class_balance` {m['class_balance']:.3f}"
+    )
+
+
 def basics_rows() -> list[str]:
     rows = []
     if m := load("Classification/samples/metrics.json"):
@@ -33,15 +98,7 @@ def basics_rows() -> list[str]:
         for key, name in (("pca", "PCA"), ("tsne", "t-SNE")):
             figure = f"{m[key]['knn5_acc']:.2%}"
             rows.append((name, "5-NN accuracy in 2-D", figure, {**m, "seconds": m[key]["seconds"]}))
-    lines = [
-        "| model | measured | result | wall time | device | command |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, measured, result, m in rows:
-        device = m["device_name"]
-        seconds = f"{m['seconds']:.0f} s" if m["seconds"] >= 10 else f"{m['seconds']:.1f} s"
-        lines.append(f"| {name} | {measured} | {result} | {seconds} | {device} | `{m['command']}` |")
-    return lines
+    return table(["model", "measured", "result"], rows)
 
 
 def benchmark_rows() -> list[str]:
@@ -66,7 +123,9 @@ def benchmark_rows() -> list[str]:
 def render(text: str) -> str:
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    return "\n".join([head + START, *basics_rows(), *benchmark_rows(), END]) + tail
+    return (
+        "\n".join([head + START, *basics_rows(), *autoencoder_rows(), *generator_rows(), *benchmark_rows(), END]) + tail
+    )
 
 
 def main() -> None:
