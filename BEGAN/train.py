@@ -1,0 +1,140 @@
+"""Boundary equilibrium GAN (Berthelot et al. 2017) on the DCGAN-style pair of the original README.
+
+    python BEGAN/train.py      # about 12 minutes on a 2-core CPU -> BEGAN/samples/
+
+Networks (channels 32-64-128-256, half the original's 64-512, to fit the time on a CPU):
+    discriminator  an autoencoder, without BatchNorm as in the paper (each image's loss is its own):
+                   four stride-2 4x4 convs (LeakyReLU 0.2) and a 2x2 conv encode 32x32 to h (64),
+                   a 2x2 transposed conv and four stride-2 4x4 transposed convs (ReLU, sigmoid) decode it
+    generator      z (100) -> 2x2 transposed conv -> four stride-2 4x4 transposed convs with BatchNorm
+                   and ReLU between them, sigmoid on the pixels
+
+Objective, with L(v) = mean over pixels of |v - D(v)| for each image (an L1 reconstruction loss):
+    discriminator  L(x) - k_t L(G(z))
+    generator      L(G(z))
+    k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1),   k_0 = 0
+The proportional control k_t keeps E L(G(z)) = gamma E L(x): gamma = 0.5 trades diversity
+(higher) for quality (lower), lambda_k = 0.001. M_global = L(x) + |gamma L(x) - L(G(z))|
+measures convergence (`convergence.png`). Adam 1e-4, betas (0.5, 0.999).
+"""
+
+import torch
+import torch.nn as nn
+
+import funmnist as fm
+
+
+class Discriminator(nn.Module):
+    def __init__(self, h_dim=64, w=32):
+        super().__init__()
+
+        def down(c_in, c_out):
+            return [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2)]
+
+        def up(c_in, c_out):
+            return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.ReLU()]
+
+        self.net = nn.Sequential(
+            *down(1, w),
+            *down(w, 2 * w),
+            *down(2 * w, 4 * w),
+            *down(4 * w, 8 * w),
+            nn.Conv2d(8 * w, h_dim, 2),
+            nn.ConvTranspose2d(h_dim, 8 * w, 2),
+            nn.ReLU(),
+            *up(8 * w, 4 * w),
+            *up(4 * w, 2 * w),
+            *up(2 * w, w),
+            nn.ConvTranspose2d(w, 1, 4, 2, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x):
+        """L(x): each image's mean absolute reconstruction error."""
+        return (self.net(x) - x).abs().mean((1, 2, 3))
+
+
+class Generator(nn.Module):
+    def __init__(self, z_dim=100, w=32):
+        super().__init__()
+
+        def up(c_in, c_out):
+            return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(z_dim, 8 * w, 2),
+            nn.BatchNorm2d(8 * w),
+            nn.ReLU(),
+            *up(8 * w, 4 * w),
+            *up(4 * w, 2 * w),
+            *up(2 * w, w),
+            nn.ConvTranspose2d(w, 1, 4, 2, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, z):
+        return self.net(z[:, :, None, None])
+
+
+class Equilibrium(nn.Module):
+    """BEGAN's k_t, held as a buffer so that checkpoints keep it."""
+
+    def __init__(self, gamma=0.5, lambda_k=0.001):
+        super().__init__()
+        self.gamma, self.lambda_k = gamma, lambda_k
+        self.register_buffer("k", torch.zeros(()))
+
+    def update(self, real_loss: float, fake_loss: float) -> float:
+        """k += lambda_k (gamma L(x) - L(G(z))), clipped to [0, 1]; returns M_global."""
+        balance = self.gamma * real_loss - fake_loss
+        self.k.add_(self.lambda_k * balance).clamp_(0, 1)
+        return real_loss + abs(balance)
+
+
+def main():
+    p = fm.parser(__file__, "Train a boundary equilibrium GAN.", epochs=8, batch_size=64, lr=1e-4)
+    p.add_argument("--z-dim", type=fm.positive_int, default=100, help="size of the noise vector")
+    p.add_argument("--gamma", type=fm.fraction, default=0.5, help="the diversity ratio E L(G(z)) / E L(x)")
+    p.add_argument("--lambda-k", type=fm.positive_float, default=0.001, help="the learning rate of k")
+    args = p.parse_args()
+    run = fm.Run(args)
+    data = run.load_data()
+    gen, disc = run.to_device(Generator(args.z_dim)), run.to_device(Discriminator())
+    equilibrium = Equilibrium(args.gamma, args.lambda_k).to(run.device)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    run.track(gen=gen, disc=disc, opt_g=opt_g, opt_d=opt_d, equilibrium=equilibrium)
+    fixed_z = torch.randn(64, args.z_dim, device=run.device)
+    fm.save_grid(data.train_x[:64], run.out / "real.png")
+
+    def sample(n):
+        return gen(torch.randn(n, args.z_dim, device=run.device))
+
+    for x in run.batches(data.train_x):
+        fake = sample(len(x))
+        real_loss = disc(x).mean()
+        d_loss = real_loss - equilibrium.k * disc(fake.detach()).mean()
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        g_loss = disc(fake).mean()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        m_global = equilibrium.update(real_loss.item(), g_loss.item())
+        run.log(d=d_loss, g=g_loss, k=equilibrium.k, m_global=m_global)
+        if run.frame_due:
+            with fm.evaluating(gen):
+                run.save_frame(gen(fixed_z))
+
+    fm.plot_curves(
+        run.out / "convergence.png", {"M_global": run.losses["m_global"]}, "step", "M_global", "BEGAN", smooth=True
+    )
+    with fm.evaluating(gen):
+        fm.save_grid(gen(fixed_z), run.out / "sample.png")
+        quality = fm.generator_metrics(sample, data)
+    run.finish(k=equilibrium.k.item(), **quality)
+
+
+if __name__ == "__main__":
+    main()

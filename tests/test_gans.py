@@ -1,0 +1,148 @@
+"""Unconditional GANs: each loss against hand-computed values, so that a GAN under another name fails."""
+
+import json
+import math
+
+import pytest
+import torch
+from conftest import load_script, run_script
+
+GAN = load_script("GAN/train.py")
+WGAN = load_script("WGAN/train.py")
+WGAN_GP = load_script("WGAN-GP/train.py")
+LSGAN = load_script("LSGAN/train.py")
+EBGAN = load_script("EBGAN/train.py")
+BEGAN = load_script("BEGAN/train.py")
+SMALL = ["--limit", "256", "--batch-size", "32", "--epochs", "2", "--device", "cpu"]  # 16 steps
+QUALITY = {"fid", "fid_real", "is", "confident", "class_balance"}
+
+
+@pytest.mark.parametrize("module", [GAN, WGAN, WGAN_GP, LSGAN, EBGAN, BEGAN])
+def test_generator_makes_images_in_the_unit_range(module):
+    images = module.Generator()(torch.randn(5, 100))
+    assert images.shape == (5, 1, 32, 32) and images.min() >= 0 and images.max() <= 1
+
+
+@pytest.mark.parametrize("module, name", [(GAN, "Discriminator"), (WGAN, "Critic"), (WGAN_GP, "Critic")])
+def test_discriminators_give_one_score_per_image(module, name):
+    assert getattr(module, name)()(torch.rand(5, 1, 32, 32)).shape == (5,)
+
+
+def test_gan_losses_are_non_saturating_cross_entropy():
+    real, fake = torch.tensor([0.0, 2.0]), torch.tensor([0.0, -1.0])
+
+    def softplus(v):  # -log sigma(-v)
+        return math.log1p(math.exp(v))
+
+    # D: mean(-log sigma(real)) + mean(-log(1 - sigma(fake))) = mean(softplus(-real)) + mean(softplus(fake))
+    expected_d = (softplus(0.0) + softplus(-2.0)) / 2 + (softplus(0.0) + softplus(-1.0)) / 2
+    assert GAN.discriminator_loss(real, fake).item() == pytest.approx(expected_d)
+    # G: mean(-log sigma(fake)) = mean(softplus(-fake))
+    assert GAN.generator_loss(fake).item() == pytest.approx((softplus(0.0) + softplus(1.0)) / 2)
+
+
+def test_wgan_critic_loss_is_the_score_gap():
+    assert WGAN.critic_loss(torch.tensor([3.0, 1.0]), torch.tensor([-1.0, 0.0])).item() == pytest.approx(-2.5)
+    assert WGAN.generator_loss(torch.tensor([-1.0, 0.0])).item() == pytest.approx(0.5)
+
+
+def test_wgan_critic_has_no_sigmoid():
+    scores = WGAN.Critic()(torch.rand(64, 1, 32, 32) * 50)
+    assert (scores < 0).any() or (scores > 1).any()
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    # f(x) = w.x has gradient w everywhere: the penalty is lambda (|w| - 1)^2 whatever the interpolate
+    w = torch.randn(1, 1, 32, 32)
+
+    def critic(x):
+        return (x * w).sum((1, 2, 3))
+
+    real, fake = torch.rand(8, 1, 32, 32), torch.rand(8, 1, 32, 32)
+    expected = 10 * (w.norm().item() - 1) ** 2
+    assert WGAN_GP.gradient_penalty(critic, real, fake, 10.0).item() == pytest.approx(expected, rel=1e-5)
+    unit = w / w.norm()
+    penalty = WGAN_GP.gradient_penalty(lambda x: (x * unit).sum((1, 2, 3)), real, fake)
+    assert penalty.item() == pytest.approx(0, abs=1e-9)
+
+
+def test_gradient_penalty_is_per_sample_and_reaches_the_critic():
+    # f(x) = |x|^2 / 2 has gradient x^: the penalty depends on the interpolates and trains the critic
+    scale = torch.nn.Parameter(torch.tensor(1.0))
+
+    def critic(x):
+        return scale * x.pow(2).sum((1, 2, 3)) / 2
+
+    real, fake = torch.zeros(4, 1, 2, 2), torch.ones(4, 1, 2, 2)
+    torch.manual_seed(1)
+    eps = torch.rand(4, 1, 1, 1)
+    expected = 10 * ((2 * (1 - eps.flatten())) - 1).pow(2).mean()  # |grad| = |x^| = 2 (1 - eps)
+    torch.manual_seed(1)
+    penalty = WGAN_GP.gradient_penalty(critic, real, fake, 10.0)
+    assert penalty.item() == pytest.approx(expected.item(), rel=1e-5)
+    penalty.backward()
+    assert scale.grad is not None and scale.grad.abs() > 0
+
+
+def test_wgan_gp_critic_has_no_batchnorm():
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in WGAN_GP.Critic().modules())
+
+
+def test_lsgan_losses_on_known_scores():
+    real, fake = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
+    # D: 1/2 mean((real - 1)^2) + 1/2 mean((fake - 0)^2) = 1/2 * 1/2 + 1/2 * 2
+    assert LSGAN.discriminator_loss(real, fake).item() == pytest.approx(0.25 + 1.0)
+    # G: 1/2 mean((fake - 1)^2) = 1/2 * 1
+    assert LSGAN.generator_loss(fake).item() == pytest.approx(0.5)
+    assert LSGAN.discriminator_loss(torch.ones(3), torch.zeros(3)).item() == 0
+
+
+def test_pull_away_term():
+    assert EBGAN.pull_away(torch.eye(4) * 3).item() == pytest.approx(0.0)
+    assert EBGAN.pull_away(torch.ones(5, 7)).item() == pytest.approx(1.0)
+    # two codes at 60 degrees: cos^2 = 1/4
+    codes = torch.tensor([[1.0, 0.0], [0.5, math.sqrt(3) / 2]])
+    assert EBGAN.pull_away(codes).item() == pytest.approx(0.25)
+
+
+def test_ebgan_hinge_and_energy():
+    real, fake = torch.tensor([0.1, 0.3]), torch.tensor([0.05, 0.5])
+    # mean(real) + mean(max(0, 0.2 - fake)) = 0.2 + (0.15 + 0) / 2
+    assert EBGAN.discriminator_loss(real, fake, 0.2).item() == pytest.approx(0.275)
+    disc = EBGAN.Discriminator().eval()
+    x = torch.rand(3, 1, 32, 32)
+    energy, codes = disc(x)
+    assert energy.shape == (3,) and codes.shape == (3, 256 * 2 * 2)
+    assert energy[0].item() == pytest.approx((disc.decoder(disc.encoder(x[:1])) - x[:1]).pow(2).mean().item())
+
+
+def test_began_k_update_and_clamp():
+    eq = BEGAN.Equilibrium(gamma=0.5, lambda_k=0.001)
+    m = eq.update(0.2, 0.05)  # balance = 0.5 * 0.2 - 0.05 = 0.05
+    assert eq.k.item() == pytest.approx(0.00005) and m == pytest.approx(0.25)
+    eq.update(0.2, 0.5)  # balance -0.4 would take k below 0
+    assert eq.k.item() == 0
+    fast = BEGAN.Equilibrium(gamma=0.5, lambda_k=10.0)
+    fast.update(1.0, 0.0)
+    assert fast.k.item() == 1
+    assert "k" in fast.state_dict()
+
+
+def test_began_discriminator_is_an_l1_autoencoder():
+    disc = BEGAN.Discriminator()
+    x = torch.rand(3, 1, 32, 32)
+    assert disc(x).tolist() == pytest.approx((disc.net(x) - x).abs().mean((1, 2, 3)).tolist())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in disc.modules())
+
+
+@pytest.mark.parametrize("folder", ["GAN", "WGAN", "WGAN-GP", "LSGAN", "EBGAN", "BEGAN"])
+def test_gan_smoke(tmp_path, folder):
+    result = run_script(f"{folder}/train.py", *SMALL, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in ("real.png", "sample.png", "process.gif", "loss.png", "metrics.json"):
+        assert (tmp_path / name).is_file(), name
+    assert len(list(tmp_path.glob("step_*.png"))) == 16
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["model"] == folder and QUALITY <= m.keys() and 1 <= m["is"] <= 10
+    if folder == "BEGAN":
+        assert (tmp_path / "convergence.png").is_file() and 0 <= m["k"] <= 1
