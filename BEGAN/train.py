@@ -92,7 +92,7 @@ class Equilibrium(nn.Module):
 
 
 def main():
-    p = fm.parser(__file__, "Train a boundary equilibrium GAN.", epochs=8, batch_size=64, lr=1e-4)
+    p = fm.parser(__file__, "Train a boundary equilibrium GAN.", epochs=6, batch_size=64, lr=1e-4)
     p.add_argument("--z-dim", type=fm.positive_int, default=100, help="size of the noise vector")
     p.add_argument("--gamma", type=fm.fraction, default=0.5, help="the diversity ratio E L(G(z)) / E L(x)")
     p.add_argument("--lambda-k", type=fm.positive_float, default=0.001, help="the learning rate of k")

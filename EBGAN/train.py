@@ -80,7 +80,7 @@ def pull_away(codes):
 
 
 def main():
-    p = fm.parser(__file__, "Train an energy-based GAN.", epochs=8, batch_size=64, lr=2e-4)
+    p = fm.parser(__file__, "Train an energy-based GAN.", epochs=6, batch_size=64, lr=2e-4)
     p.add_argument("--z-dim", type=fm.positive_int, default=100, help="size of the noise vector")
     p.add_argument("--margin", type=fm.positive_float, default=0.2, help="m, the energy fakes are pushed up to")
     p.add_argument("--pt-weight", type=fm.positive_float, default=0.1, help="lambda_pt, the pull-away weight")

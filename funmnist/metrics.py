@@ -121,7 +121,11 @@ def reference_features(data: Split, n: int = SAMPLES, net: torch.nn.Module | Non
 
 @torch.no_grad()
 def generator_metrics(sample: Callable[[int], torch.Tensor], data: Split, n: int = SAMPLES) -> dict:
-    """fid, fid_real, is, confident and class_balance for `sample(k)`, which returns k images in [0, 1]."""
+    """fid, fid_real, is, confident and class_balance for `sample(k)`, which returns k images in [0, 1].
+
+    n samples, and as many real training images for fid_real; fewer when --limit left fewer (smoke runs).
+    """
+    n = min(n, len(data.train_x))
     fake = torch.cat([sample(min(500, n - i)) for i in range(0, n, 500)])
     fake_features, fake_probs = evaluator_outputs(fake)
     test_features, real_features = reference_features(data, n)
