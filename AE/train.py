@@ -9,7 +9,7 @@ Encoder (DCGAN-style): four stride-2 4x4 convolutions, 32x32 -> 16 -> 8 -> 4 -> 
 LeakyReLU(0.2) and BatchNorm, then a 2x2 convolution to the code z. Decoder: the mirror, a 2x2
 transposed convolution from z, then four stride-2 4x4 transposed convolutions with BatchNorm and
 ReLU, and a sigmoid on the pixels. The channels are 32-64-128-256, half the original's 64-512: four
-times fewer operations, so that each variant trains in about two minutes on a 2-core CPU.
+times fewer operations, so that each variant trains in two to four minutes on a 2-core CPU.
 The decoder's first layer has no BatchNorm: BatchNorm would undo any rescaling of z, so an L2
 penalty on z could shrink the codes towards 0 at no cost.
 

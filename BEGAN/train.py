@@ -1,6 +1,6 @@
 """Boundary equilibrium GAN (Berthelot et al. 2017) on the DCGAN-style pair of the original README.
 
-    python BEGAN/train.py      # about 12 minutes on a 2-core CPU -> BEGAN/samples/
+    python BEGAN/train.py      # -> BEGAN/samples/
 
 Networks (channels 32-64-128-256, half the original's 64-512, to fit the time on a CPU):
     discriminator  an autoencoder, without BatchNorm as in the paper (each image's loss is its own):

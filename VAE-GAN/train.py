@@ -107,8 +107,8 @@ def main():
     data = run.load_data()
     nets = Encoder(args.latent_dim), Decoder(args.latent_dim), Discriminator()
     enc, dec, disc = (run.to_device(net) for net in nets)
-    adam = {"lr": args.lr, "betas": (0.5, 0.999)}
-    opt_e, opt_g = (torch.optim.Adam(net.parameters(), **adam) for net in (enc, dec))
+    opt_e = torch.optim.Adam(enc.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(dec.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr_d, betas=(0.5, 0.999))
     run.track(enc=enc, dec=dec, disc=disc, opt_e=opt_e, opt_g=opt_g, opt_d=opt_d)
     orig = data.test_x[:32]

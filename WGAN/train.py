@@ -1,6 +1,6 @@
 """Wasserstein GAN (Arjovsky et al. 2017) on the DCGAN-style pair of the original README.
 
-    python WGAN/train.py       # about 12 minutes on a 2-core CPU -> WGAN/samples/
+    python WGAN/train.py       # -> WGAN/samples/
 
 Networks (channels 32-64-128-256, half the original's 64-512, to fit the time on a CPU):
     critic      four stride-2 4x4 convs, 32x32 -> 16 -> 8 -> 4 -> 2, each with LeakyReLU(0.2) and
