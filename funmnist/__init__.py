@@ -2,7 +2,15 @@
 
 from .cli import REPO_ROOT, fail, fraction, non_negative_int, parser, positive_float, positive_int
 from .data import Split, flat_digits, load, pad_flat_digits, random_shift
-from .metrics import accuracy, evaluating, generator_metrics, knn_accuracy, recon_mse
+from .metrics import (
+    accuracy,
+    code_acc,
+    conditional_metrics,
+    evaluating,
+    generator_metrics,
+    knn_accuracy,
+    recon_mse,
+)
 from .plots import plot_curves, save_gif, save_grid, scatter_codes
 from .run import Run, write_metrics
 
@@ -11,6 +19,8 @@ __all__ = [
     "Run",
     "Split",
     "accuracy",
+    "code_acc",
+    "conditional_metrics",
     "evaluating",
     "fail",
     "flat_digits",

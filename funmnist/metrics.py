@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from sklearn.neighbors import NearestNeighbors
 
 from .data import Split
@@ -119,6 +120,20 @@ def reference_features(data: Split, n: int = SAMPLES, net: torch.nn.Module | Non
     return evaluator_outputs(data.test_x, net)[0], evaluator_outputs(data.train_x[:n], net)[0]
 
 
+def sample_quality(fake: torch.Tensor, data: Split) -> tuple[dict, np.ndarray]:
+    """fid, fid_real, is, confident and class_balance of generated images, and the evaluator's probabilities."""
+    fake_features, fake_probs = evaluator_outputs(fake)
+    test_features, real_features = reference_features(data, len(fake))
+    figures = {
+        "fid": frechet_distance(fake_features, test_features),
+        "fid_real": frechet_distance(real_features, test_features),
+        "is": inception_score(fake_probs),
+        "confident": confident(fake_probs),
+        "class_balance": class_balance(fake_probs),
+    }
+    return figures, fake_probs
+
+
 @torch.no_grad()
 def generator_metrics(sample: Callable[[int], torch.Tensor], data: Split, n: int = SAMPLES) -> dict:
     """fid, fid_real, is, confident and class_balance for `sample(k)`, which returns k images in [0, 1].
@@ -127,12 +142,33 @@ def generator_metrics(sample: Callable[[int], torch.Tensor], data: Split, n: int
     """
     n = min(n, len(data.train_x))
     fake = torch.cat([sample(min(500, n - i)) for i in range(0, n, 500)])
-    fake_features, fake_probs = evaluator_outputs(fake)
-    test_features, real_features = reference_features(data, n)
+    return sample_quality(fake, data)[0]
+
+
+@torch.no_grad()
+def conditional_metrics(sample: Callable[[torch.Tensor], torch.Tensor], data: Split, n: int = SAMPLES) -> dict:
+    """generator_metrics' figures and cond_acc for `sample(labels)`, with n / 10 samples of each digit.
+
+    `evaluator_test_acc`, the evaluator's accuracy on the real test set, is cond_acc's ceiling.
+    """
+    n = min(n, len(data.train_x)) // 10 * 10
+    labels = torch.arange(10, device=data.train_x.device).repeat_interleave(n // 10)
+    fake = torch.cat([sample(labels[i : i + 500]) for i in range(0, n, 500)])
+    figures, probs = sample_quality(fake, data)
+    evaluator = load_evaluator(data.test_x.device)
     return {
-        "fid": frechet_distance(fake_features, test_features),
-        "fid_real": frechet_distance(real_features, test_features),
-        "is": inception_score(fake_probs),
-        "confident": confident(fake_probs),
-        "class_balance": class_balance(fake_probs),
+        **figures,
+        "cond_acc": cond_acc(probs, labels.cpu().numpy()),
+        "evaluator_test_acc": accuracy(evaluator, data.test_x, data.test_y),
     }
+
+
+def code_acc(codes: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
+    """Accuracy of categorical codes read as digit labels under the one-to-one matching that maximises it.
+
+    The matching is the Hungarian algorithm on the code-by-label counts (a code's index means nothing).
+    """
+    counts = np.zeros((k, k), dtype=np.int64)
+    np.add.at(counts, (codes, labels), 1)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return float(counts[rows, cols].sum() / len(labels))

@@ -1,0 +1,160 @@
+"""InfoGAN (Chen et al. 2016) on the DCGAN-style pair of the original README.
+
+    python InfoGAN/train.py        # -> InfoGAN/samples/
+
+The generator's input is split in three: noise z (62), a categorical code c1 (one of 10, one-hot)
+and two continuous codes c2, c3 ~ U(-1, 1). No label is ever used: the game makes the codes mean
+something, by rewarding images from which the codes can be read back.
+
+Networks (channels 32-256, half the original's 64-512, so that the default run fits its time on a CPU):
+    generator      [z, onehot(c1), c2, c3] (74) -> 2x2 transposed conv -> four stride-2 4x4 transposed convs
+                   with BatchNorm and ReLU between them, sigmoid on the pixels
+    discriminator  four stride-2 4x4 convs, 32x32 -> 2x2, with LeakyReLU(0.2) and BatchNorm (the trunk),
+                   then a 2x2 conv to the real/fake logit
+    Q              on the same trunk: a 2x2 conv to 128 features, BatchNorm, LeakyReLU, and a linear layer
+                   to 10 logits for c1 and the means of c2 and c3
+
+Objective: the GAN game plus lambda times the information loss L_I, a lower bound on the mutual
+information I(c; G(z, c)) with its sign turned (up to the codes' constant entropy):
+    L_I = CE(Q_c1(G(z, c)), c1) + sum_j [ (c_j - mu_j)^2 / 2 + ln(2 pi) / 2 ]   for j = 2, 3
+i.e. the negative log-likelihood of the codes under Q: a categorical for c1, and unit-variance
+Gaussians for c2 and c3 (the paper found a fixed variance sufficient).
+    discriminator and Q  -log sigma(D(x)) - log(1 - sigma(D(G(z, c)))) + lambda L_I
+    generator            -log sigma(D(G(z, c))) + lambda L_I
+lambda = 1. Adam with betas (0.5, 0.999): 2e-4 for the discriminator and Q, 1e-3 for the generator,
+the paper's settings for MNIST.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import funmnist as fm
+
+CATEGORIES = 10
+CONTINUOUS = 2
+
+
+class Discriminator(nn.Module):
+    """The real/fake logit and, from the same trunk, Q's categorical logits and continuous means."""
+
+    def __init__(self, w=32):
+        super().__init__()
+
+        def down(c_in, c_out):
+            return [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2), nn.BatchNorm2d(c_out)]
+
+        self.trunk = nn.Sequential(*down(1, w), *down(w, 2 * w), *down(2 * w, 4 * w), *down(4 * w, 8 * w))
+        self.source = nn.Conv2d(8 * w, 1, 2)
+        self.q = nn.Sequential(
+            nn.Conv2d(8 * w, 128, 2),
+            nn.BatchNorm2d(128),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(128, CATEGORIES + CONTINUOUS),
+        )
+
+    def forward(self, x):
+        """(real/fake logit (N,), categorical logits (N, 10), continuous means (N, 2))."""
+        features = self.trunk(x)
+        q = self.q(features)
+        return self.source(features).flatten(), q[:, :CATEGORIES], q[:, CATEGORIES:]
+
+
+class Generator(nn.Module):
+    def __init__(self, z_dim=62, w=32):
+        super().__init__()
+
+        def up(c_in, c_out):
+            return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(z_dim + CATEGORIES + CONTINUOUS, 8 * w, 2),
+            nn.BatchNorm2d(8 * w),
+            nn.ReLU(),
+            *up(8 * w, 4 * w),
+            *up(4 * w, 2 * w),
+            *up(2 * w, w),
+            nn.ConvTranspose2d(w, 1, 4, 2, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, z, category, continuous):
+        codes = torch.cat([z, F.one_hot(category, CATEGORIES).to(z.dtype), continuous], 1)
+        return self.net(codes[:, :, None, None])
+
+
+def information_loss(category_logits, category, means, continuous):
+    """-log Q(c | x): cross-entropy for c1 plus the unit-variance Gaussian NLL of c2, c3; batch mean."""
+    gaussian_nll = ((continuous - means).pow(2) / 2 + math.log(2 * math.pi) / 2).sum(1).mean()
+    return F.cross_entropy(category_logits, category) + gaussian_nll
+
+
+def main():
+    p = fm.parser(__file__, "Train an InfoGAN.", epochs=10, batch_size=64, lr=2e-4)
+    p.add_argument("--lr-g", type=fm.positive_float, default=1e-3, help="the generator's learning rate")
+    p.add_argument("--z-dim", type=fm.positive_int, default=62, help="size of the noise vector")
+    p.add_argument("--info-weight", type=fm.positive_float, default=1.0, help="lambda, the information loss's weight")
+    args = p.parse_args()
+    run = fm.Run(args)
+    data = run.load_data()
+    gen, disc = run.to_device(Generator(args.z_dim)), run.to_device(Discriminator())
+    opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr_g, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    run.track(gen=gen, disc=disc, opt_g=opt_g, opt_d=opt_d)
+    # Figures: row r has c1 = r; each column keeps one noise vector through all the rows
+    rows = torch.arange(CATEGORIES, device=run.device).repeat_interleave(10)
+    fixed_z = torch.randn(10, args.z_dim, device=run.device).repeat(CATEGORIES, 1)
+    sweep = torch.linspace(-2, 2, 10, device=run.device).repeat(CATEGORIES)  # beyond the U(-1, 1) of training
+    fm.save_grid(data.train_x[:64], run.out / "real.png")
+
+    def codes(n):
+        category = torch.randint(CATEGORIES, (n,), device=run.device)
+        return category, torch.rand(n, CONTINUOUS, device=run.device) * 2 - 1
+
+    def sample(n):
+        return gen(torch.randn(n, args.z_dim, device=run.device), *codes(n))
+
+    def grid(continuous):
+        return gen(fixed_z, rows, continuous)
+
+    for x in run.batches(data.train_x):
+        category, continuous = codes(len(x))
+        fake = gen(torch.randn(len(x), args.z_dim, device=run.device), category, continuous)
+        real_logits = disc(x)[0]
+        fake_logits, category_logits, means = disc(fake.detach())
+        info_d = information_loss(category_logits, category, means, continuous)
+        d_loss = (
+            F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+            + args.info_weight * info_d
+        )
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        fake_logits, category_logits, means = disc(fake)
+        info = information_loss(category_logits, category, means, continuous)
+        g_loss = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits)) + args.info_weight * info
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        run.log(d=d_loss, g=g_loss, info=info)
+        if run.frame_due:
+            with fm.evaluating(gen):
+                run.save_frame(grid(torch.zeros(len(rows), CONTINUOUS, device=run.device)), nrow=10)
+
+    with fm.evaluating(gen, disc):
+        fm.save_grid(grid(torch.zeros(len(rows), CONTINUOUS, device=run.device)), run.out / "categorical.png", nrow=10)
+        for j in range(CONTINUOUS):
+            continuous = torch.zeros(len(rows), CONTINUOUS, device=run.device)
+            continuous[:, j] = sweep
+            fm.save_grid(grid(continuous), run.out / f"continuous_{j + 1}.png", nrow=10)
+        predicted = torch.cat([disc(data.test_x[i : i + 1000])[1].argmax(1) for i in range(0, len(data.test_x), 1000)])
+        quality = fm.generator_metrics(sample, data)
+    run.finish(**quality, code_acc=fm.code_acc(predicted.cpu().numpy(), data.test_y.cpu().numpy()))
+
+
+if __name__ == "__main__":
+    main()
