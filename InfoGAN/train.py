@@ -104,10 +104,13 @@ def main():
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr_g, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
     run.track(gen=gen, disc=disc, opt_g=opt_g, opt_d=opt_d)
-    # Figures: row r has c1 = r; each column keeps one noise vector through all the rows
+    # Figures, ten by ten: row r has c1 = r. In categorical.png each column keeps one noise vector;
+    # in continuous_j.png each row keeps one and c_j is swept along it, beyond the U(-1, 1) of training.
     rows = torch.arange(CATEGORIES, device=run.device).repeat_interleave(10)
-    fixed_z = torch.randn(10, args.z_dim, device=run.device).repeat(CATEGORIES, 1)
-    sweep = torch.linspace(-2, 2, 10, device=run.device).repeat(CATEGORIES)  # beyond the U(-1, 1) of training
+    noise = torch.randn(10, args.z_dim, device=run.device)
+    column_z, row_z = noise.repeat(CATEGORIES, 1), noise.repeat_interleave(10, 0)
+    sweep = torch.linspace(-2, 2, 10, device=run.device).repeat(CATEGORIES)
+    no_continuous = torch.zeros(len(rows), CONTINUOUS, device=run.device)
     fm.save_grid(data.train_x[:64], run.out / "real.png")
 
     def codes(n):
@@ -116,9 +119,6 @@ def main():
 
     def sample(n):
         return gen(torch.randn(n, args.z_dim, device=run.device), *codes(n))
-
-    def grid(continuous):
-        return gen(fixed_z, rows, continuous)
 
     for x in run.batches(data.train_x):
         category, continuous = codes(len(x))
@@ -143,14 +143,14 @@ def main():
         run.log(d=d_loss, g=g_loss, info=info)
         if run.frame_due:
             with fm.evaluating(gen):
-                run.save_frame(grid(torch.zeros(len(rows), CONTINUOUS, device=run.device)), nrow=10)
+                run.save_frame(gen(column_z, rows, no_continuous), nrow=10)
 
     with fm.evaluating(gen, disc):
-        fm.save_grid(grid(torch.zeros(len(rows), CONTINUOUS, device=run.device)), run.out / "categorical.png", nrow=10)
+        fm.save_grid(gen(column_z, rows, no_continuous), run.out / "categorical.png", nrow=10)
         for j in range(CONTINUOUS):
-            continuous = torch.zeros(len(rows), CONTINUOUS, device=run.device)
+            continuous = no_continuous.clone()
             continuous[:, j] = sweep
-            fm.save_grid(grid(continuous), run.out / f"continuous_{j + 1}.png", nrow=10)
+            fm.save_grid(gen(row_z, rows, continuous), run.out / f"continuous_{j + 1}.png", nrow=10)
         predicted = torch.cat([disc(data.test_x[i : i + 1000])[1].argmax(1) for i in range(0, len(data.test_x), 1000)])
         quality = fm.generator_metrics(sample, data)
     run.finish(**quality, code_acc=fm.code_acc(predicted.cpu().numpy(), data.test_y.cpu().numpy()))
