@@ -1,12 +1,61 @@
 """Semi-supervised GAN, transfer learning and spatial transformers: their pieces and smoke runs."""
 
 import json
+import math
 
+import pytest
 import torch
-from conftest import load_script, run_script
+from conftest import assert_one_line_error, load_script, run_script
 
+SGAN = load_script("SGAN/train.py")
 STN = load_script("Spatial_Transformer/train.py")
 SMALL = ["--limit", "256", "--batch-size", "32", "--epochs", "2", "--device", "cpu"]  # 16 steps
+
+
+def test_sgan_unsupervised_loss_treats_the_logits_as_k_real_classes():
+    # zero logits: Z = 10, D = 10/11; 1/2 [-log D(x) - log(1 - D(G(z)))] = 1/2 [ln 1.1 + ln 11]
+    zeros = torch.zeros(3, 10)
+    assert SGAN.unsupervised_loss(zeros, zeros).item() == pytest.approx(0.5 * (math.log(1.1) + math.log(11)))
+    # confident real and confidently fake: D(x) -> 1 and D(G(z)) -> 0, the loss -> 0
+    sure_real, sure_fake = torch.full((1, 10), 30.0), torch.full((1, 10), -30.0)
+    assert SGAN.unsupervised_loss(sure_real, sure_fake).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_feature_matching_compares_batch_means():
+    real = torch.tensor([[1.0, 2.0], [3.0, 2.0]])  # mean (2, 2)
+    fake = torch.tensor([[0.0, 2.0], [0.0, 4.0]])  # mean (0, 3)
+    assert SGAN.feature_matching(real, fake).item() == pytest.approx((4 + 1) / 2)
+    assert SGAN.feature_matching(real, real.flip(0)).item() == 0  # the same mean, whatever the samples
+
+
+def test_sgan_labelled_subset_takes_each_digit_alike(mnist):
+    torch.manual_seed(0)
+    chosen = SGAN.labelled_subset(mnist.train_y, 100)
+    assert len(chosen.unique()) == 100 and mnist.train_y[chosen].bincount().tolist() == [10] * 10
+    torch.manual_seed(1)
+    assert not torch.equal(chosen, SGAN.labelled_subset(mnist.train_y, 100))
+
+
+def test_sgan_discriminator_noise_only_in_training():
+    disc = SGAN.Discriminator()
+    x = torch.rand(2, 784)
+    assert not torch.equal(disc(x), disc(x))
+    disc.eval()
+    assert torch.equal(disc(x), disc(x)) and disc(x).shape == (2, 10)
+
+
+@pytest.mark.parametrize("flags, files", [([], ["sample.png", "process.gif"]), (["--no-gan"], [])])
+def test_sgan_smoke(tmp_path, flags, files):
+    result = run_script("SGAN/train.py", *SMALL, "--labels", "50", *flags, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in ("real.png", "loss.png", "accuracy.png", "metrics.json", *files):
+        assert (tmp_path / name).is_file(), name
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["gan"] == (not flags) and m["labels"] == 50 and 0 <= m["test_acc"] <= 1
+
+
+def test_sgan_refuses_labels_it_cannot_spread_over_the_digits():
+    assert_one_line_error(run_script("SGAN/train.py", "--labels", "15"), 2, "--labels", "multiple of 10")
 
 
 def test_distortion_scales_rotates_and_is_fixed_by_its_generator(mnist):
