@@ -85,19 +85,6 @@ def feature_matching(real_features, fake_features):
     return (real_features.mean(0) - fake_features.mean(0)).pow(2).mean()
 
 
-def labelled_subset(labels, n, classes=10):
-    """n / 10 random indices of each class (the global generator, so --seed chooses them)."""
-    chosen = []
-    for c in range(classes):
-        members = (labels == c).nonzero().flatten()
-        if len(members) < n // classes:
-            fm.fail(
-                f"argument --labels: {n} needs {n // classes} images of each digit, the data have {len(members)} {c}s"
-            )
-        chosen.append(members[torch.randperm(len(members), device=labels.device)[: n // classes]])
-    return torch.cat(chosen)
-
-
 def main():
     p = fm.parser(
         __file__,
@@ -111,12 +98,10 @@ def main():
     p.add_argument("--no-gan", action="store_true", help="train the classifier on the labelled images only")
     p.add_argument("--z-dim", type=fm.positive_int, default=100, help="size of the noise vector")
     args = p.parse_args()
-    if args.labels % 10:
-        fm.fail(f"argument --labels: {args.labels} is not a multiple of 10")
     run = fm.Run(args)
     data = run.load_data()
     images, test_x = fm.flat_digits(data.train_x), fm.flat_digits(data.test_x)
-    chosen = labelled_subset(data.train_y, args.labels)
+    chosen = fm.balanced_subset(data.train_y, args.labels)
     lab_x, lab_y = images[chosen], data.train_y[chosen]
     disc = run.to_device(Discriminator())
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))

@@ -1,7 +1,7 @@
 """Everything in Fun with MNIST that is not a model: data, flags, the run loop, figures, metrics."""
 
 from .cli import REPO_ROOT, fail, fraction, non_negative_int, parser, positive_float, positive_int
-from .data import Split, flat_digits, load, pad_flat_digits, random_shift
+from .data import Split, balanced_subset, flat_digits, load, pad_flat_digits, random_shift
 from .metrics import (
     accuracy,
     code_acc,
@@ -19,6 +19,7 @@ __all__ = [
     "Run",
     "Split",
     "accuracy",
+    "balanced_subset",
     "code_acc",
     "conditional_metrics",
     "evaluating",

@@ -117,6 +117,19 @@ def flat_digits(images: torch.Tensor) -> torch.Tensor:
     return images[:, 0, 2:30, 2:30].flatten(1)
 
 
+def balanced_subset(labels: torch.Tensor, n: int, classes: int = 10) -> torch.Tensor:
+    """Indices of n labelled examples, n / classes random ones of each class (torch's global generator)."""
+    if n % classes:
+        fail(f"argument --labels: {n} is not a multiple of {classes}")
+    chosen = []
+    for c in range(classes):
+        members = (labels == c).nonzero().flatten()
+        if len(members) < n // classes:
+            fail(f"argument --labels: {n} needs {n // classes} examples of each class, class {c} has {len(members)}")
+        chosen.append(members[torch.randperm(len(members), device=labels.device)[: n // classes]])
+    return torch.cat(chosen)
+
+
 def pad_flat_digits(flat: torch.Tensor) -> torch.Tensor:
     """Flat (N, 784) digits -> 32x32 images with the zero border, inverse of `flat_digits`."""
     return F.pad(flat.view(-1, 1, 28, 28), (2, 2, 2, 2))

@@ -33,6 +33,7 @@ def plot_curves(
     ylabel: str,
     title: str | None = None,
     smooth: bool = False,
+    logx: bool = False,
 ) -> None:
     """One line per named (x, y) curve; `smooth` draws the raw values faintly under a moving mean."""
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -47,6 +48,8 @@ def plot_curves(
             ax.plot(xs, ys, color=color, label=name, marker="o" if len(xs) < 30 else None)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if logx:
+        ax.set_xscale("log")
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)

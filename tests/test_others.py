@@ -7,6 +7,8 @@ import pytest
 import torch
 from conftest import assert_one_line_error, load_script, run_script
 
+import funmnist as fm
+
 SGAN = load_script("SGAN/train.py")
 STN = load_script("Spatial_Transformer/train.py")
 SMALL = ["--limit", "256", "--batch-size", "32", "--epochs", "2", "--device", "cpu"]  # 16 steps
@@ -28,12 +30,12 @@ def test_feature_matching_compares_batch_means():
     assert SGAN.feature_matching(real, real.flip(0)).item() == 0  # the same mean, whatever the samples
 
 
-def test_sgan_labelled_subset_takes_each_digit_alike(mnist):
+def test_balanced_subset_takes_each_class_alike(mnist):
     torch.manual_seed(0)
-    chosen = SGAN.labelled_subset(mnist.train_y, 100)
+    chosen = fm.balanced_subset(mnist.train_y, 100)
     assert len(chosen.unique()) == 100 and mnist.train_y[chosen].bincount().tolist() == [10] * 10
     torch.manual_seed(1)
-    assert not torch.equal(chosen, SGAN.labelled_subset(mnist.train_y, 100))
+    assert not torch.equal(chosen, fm.balanced_subset(mnist.train_y, 100))
 
 
 def test_sgan_discriminator_noise_only_in_training():
@@ -55,7 +57,8 @@ def test_sgan_smoke(tmp_path, flags, files):
 
 
 def test_sgan_refuses_labels_it_cannot_spread_over_the_digits():
-    assert_one_line_error(run_script("SGAN/train.py", "--labels", "15"), 2, "--labels", "multiple of 10")
+    result = run_script("SGAN/train.py", "--labels", "15", "--limit", "256")
+    assert_one_line_error(result, 2, "--labels", "multiple of 10")
 
 
 def test_distortion_scales_rotates_and_is_fixed_by_its_generator(mnist):
@@ -84,3 +87,19 @@ def test_spatial_transformer_smoke(tmp_path):
         assert (tmp_path / name).is_file(), name
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["model"] == "Spatial_Transformer" and 0 <= m["test_acc"] <= 1 and 0 <= m["cnn_test_acc"] <= 1
+
+
+def test_transfer_learning_smoke(tmp_path):
+    flags = ["--limit", "300", "--labels", "20", "100", "300", "--pretrain-epochs", "1"]
+    result = run_script("Transfer_Learning/train.py", *SMALL[2:], *flags, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in ("real.png", "transfer.png", "loss.png", "metrics.json", "pretrain/metrics.json"):
+        assert (tmp_path / name).is_file(), name
+    table = json.loads((tmp_path / "metrics.json").read_text())["test_acc"]
+    assert set(table) == {"scratch", "probe", "fine-tune"}
+    assert all(set(row) == {"20", "100", "300"} and all(0 <= a <= 1 for a in row.values()) for row in table.values())
+
+
+def test_transfer_learning_refuses_more_labels_than_images():
+    result = run_script("Transfer_Learning/train.py", "--limit", "300", "--labels", "400", "--pretrain-epochs", "1")
+    assert_one_line_error(result, 2, "--labels", "400")
