@@ -62,7 +62,7 @@ def autoencoder_rows() -> list[str]:
     return ["", caption, "", *table(["model", "run", "`recon_mse`", "other figures"], rows)]
 
 
-GENERATORS = ["GAN", "WGAN", "WGAN-GP", "LSGAN", "EBGAN", "BEGAN"]
+GENERATORS = ["GAN", "WGAN", "WGAN-GP", "LSGAN", "EBGAN", "BEGAN", "Conditional_GAN", "ACGAN", "InfoGAN"]
 
 
 def generator_rows() -> list[str]:
@@ -70,12 +70,43 @@ def generator_rows() -> list[str]:
     for name in GENERATORS:
         if m := load(f"{name}/samples/metrics.json"):
             figures = [f"{m['fid']:.1f}", f"{m['fid'] / m['fid_real']:.1f}", f"{m['is']:.2f}", f"{m['confident']:.1%}"]
-            rows.append((name, *figures, f"{m['class_balance']:.3f}", m))
+            if "cond_acc" in m:
+                codes = (
+                    f"`cond_acc` {m['cond_acc']:.2%} (the evaluator on real test digits: {m['evaluator_test_acc']:.2%})"
+                )
+            else:
+                codes = f"`code_acc` {m['code_acc']:.2%}" if "code_acc" in m else ""
+            rows.append((name, *figures, f"{m['class_balance']:.3f}", codes, m))
     if not rows:
         return []
     caption = "Generators (10,000 samples, measured by the evaluator; `fid_real` is the floor):"
-    columns = ["model", "`fid`", "`fid / fid_real`", "`is`", "`confident`", "`class_balance`"]
+    columns = ["model", "`fid`", "`fid / fid_real`", "`is`", "`confident`", "`class_balance`", "codes"]
     return ["", caption, "", *table(columns, rows)]
+
+
+def classifier_rows() -> list[str]:
+    """SGAN and the spatial transformer beside their baselines."""
+    rows = []
+    for folder, name in (("", "SGAN, 100 labels"), ("no_gan/", "its classifier on the 100 labelled images alone")):
+        if m := load(f"SGAN/samples/{folder}metrics.json"):
+            rows.append(("SGAN", name, f"{m['test_acc']:.2%}", m))
+    if m := load("Spatial_Transformer/samples/metrics.json"):
+        figures = f"ST-CNN {m['test_acc']:.2%}; the same CNN alone {m['cnn_test_acc']:.2%}"
+        rows.append(("Spatial Transformer", "distorted MNIST (42x42)", figures, m))
+    if not rows:
+        return []
+    caption = "Classifiers beside their baselines (`test_acc` on the MNIST test set):"
+    return ["", caption, "", *table(["model", "run", "`test_acc`"], rows)]
+
+
+def transfer_rows() -> list[str]:
+    m = load("Transfer_Learning/samples/metrics.json")
+    if not m:
+        return []
+    labels = [str(n) for n in m["labels"]]
+    rows = [(way, *(f"{accs[n]:.2%}" for n in labels), m) for way, accs in m["test_acc"].items()]
+    caption = "Transfer learning (Fashion-MNIST test accuracy against labelled training images, MNIST pre-training):"
+    return ["", caption, "", *table(["way", *(f"{int(n):,} labels" for n in labels)], rows)]
 
 
 def generated(m: dict) -> str:
@@ -124,7 +155,19 @@ def render(text: str) -> str:
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     return (
-        "\n".join([head + START, *basics_rows(), *autoencoder_rows(), *generator_rows(), *benchmark_rows(), END]) + tail
+        "\n".join(
+            [
+                head + START,
+                *basics_rows(),
+                *autoencoder_rows(),
+                *generator_rows(),
+                *classifier_rows(),
+                *transfer_rows(),
+                *benchmark_rows(),
+                END,
+            ]
+        )
+        + tail
     )
 
 
