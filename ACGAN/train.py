@@ -3,18 +3,25 @@
     python ACGAN/train.py        # -> ACGAN/samples/
 
 Networks (channels 32-256, half the original's 64-512, so that the default run fits its time on a CPU):
-    generator      [z (100), onehot(c) (10)] -> 2x2 transposed conv -> four stride-2 4x4 transposed convs
-                   with BatchNorm and ReLU between them, sigmoid on the pixels
+    generator      z (100) multiplied by a learnt 100-d embedding of the class c -> 2x2 transposed conv ->
+                   four stride-2 4x4 transposed convs with BatchNorm and ReLU between them, sigmoid
     discriminator  four stride-2 4x4 convs, 32x32 -> 2x2, with LeakyReLU(0.2) and BatchNorm, then two
                    2x2 conv heads on the same features: one real/fake logit, and ten class logits
 Unlike the conditional GAN, the discriminator is not told the class: it has to recognise it.
 
 Objective (S the source logit, C the class logits, CE the cross-entropy of the logits; no softmax
 before it, which would squash the loss and its gradient):
-    discriminator  -log sigma(S(x)) - log(1 - sigma(S(G(z, c)))) + CE(C(x), y) + CE(C(G(z, c)), c)
+    discriminator  -log sigma(S(x)) - log(1 - sigma(S(G(z, c)))) + CE(C(x), y)
     generator      -log sigma(S(G(z, c))) + CE(C(G(z, c)), c)
-so both maximise the log-likelihood of the right class, and the generator draws digits that the
-discriminator's classifier recognises. Adam 2e-4, betas (0.5, 0.999), for both.
+so the generator draws digits that the discriminator's classifier, taught by real digits, recognises.
+Adam 2e-4, betas (0.5, 0.999), for both. Three choices differ from the paper, each because its
+absence broke a run here (figures in the README):
+  - the class head learns from real digits only; the paper adds CE(C(G(z, c)), c), with which the
+    head learnt a labelling of its own for fakes, and the generator drew the wrong digit for every c;
+  - the discriminator sees real and fake images in one batch (`judge`), so that BatchNorm cannot
+    tell them apart by their batch statistics;
+  - the class multiplies the noise, as in the Keras ACGAN example; joined as [z, onehot(c)], the
+    class alone decided the image, and the generator drew one image per class whatever z was.
 """
 
 import torch
@@ -50,8 +57,9 @@ class Generator(nn.Module):
         def up(c_in, c_out):
             return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
 
+        self.embed = nn.Embedding(CLASSES, z_dim)
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(z_dim + CLASSES, 8 * w, 2),
+            nn.ConvTranspose2d(z_dim, 8 * w, 2),
             nn.BatchNorm2d(8 * w),
             nn.ReLU(),
             *up(8 * w, 4 * w),
@@ -62,7 +70,7 @@ class Generator(nn.Module):
         )
 
     def forward(self, z, c):
-        zc = torch.cat([z, F.one_hot(c, CLASSES).to(z.dtype)], 1)
+        zc = z * self.embed(c)  # every input unit depends on the noise: none can carry the class alone
         return self.net(zc[:, :, None, None])
 
 
@@ -71,11 +79,11 @@ def class_loss(class_logits, labels):
     return F.cross_entropy(class_logits, labels)
 
 
-def discriminator_loss(real, fake, y, c):
-    """The source loss on real and fake images plus the class loss on both; real, fake = (source, classes)."""
-    source = F.binary_cross_entropy_with_logits(real[0], torch.ones_like(real[0]))
-    source = source + F.binary_cross_entropy_with_logits(fake[0], torch.zeros_like(fake[0]))
-    return source + class_loss(real[1], y) + class_loss(fake[1], c)
+def discriminator_loss(real_source, real_classes, fake_source, y):
+    """-log sigma(S(x)) - log(1 - sigma(S(G(z, c)))) + CE(C(x), y): the class head learns from real digits."""
+    real = F.binary_cross_entropy_with_logits(real_source, torch.ones_like(real_source))
+    fake = F.binary_cross_entropy_with_logits(fake_source, torch.zeros_like(fake_source))
+    return real + fake + class_loss(real_classes, y)
 
 
 def generator_loss(fake, c):
@@ -103,14 +111,24 @@ def main():
     def sample(c):
         return gen(torch.randn(len(c), args.z_dim, device=run.device), c)
 
+    def judge(x, fake):
+        """The discriminator's (source, classes) for real and fake images, from one batch of both.
+
+        One batch, so that BatchNorm normalises both alike: with a batch of fakes alone, the class
+        head could tell fakes by their batch statistics and learn for them a labelling of its own.
+        """
+        source, classes = disc(torch.cat([x, fake]))
+        return (source[: len(x)], classes[: len(x)]), (source[len(x) :], classes[len(x) :])
+
     for x, y in run.batches(data.train_x, data.train_y):
         c = torch.randint(CLASSES, (len(x),), device=run.device)
         fake = sample(c)
-        d_loss = discriminator_loss(disc(x), disc(fake.detach()), y, c)
+        (real_source, real_classes), (fake_source, _) = judge(x, fake.detach())
+        d_loss = discriminator_loss(real_source, real_classes, fake_source, y)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        g_loss = generator_loss(disc(fake), c)
+        g_loss = generator_loss(judge(x, fake)[1], c)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()

@@ -49,13 +49,21 @@ def test_acgan_discriminator_gives_a_source_logit_and_class_logits():
 
 
 def test_acgan_losses_add_the_class_terms():
-    real = (torch.tensor([0.0]), torch.zeros(1, 10))
-    fake = (torch.tensor([0.0]), torch.zeros(1, 10))
-    labels = torch.tensor([1])
+    zero, uniform, labels = torch.tensor([0.0]), torch.zeros(1, 10), torch.tensor([1])
     # each source term is ln 2 at logit 0, each class term ln 10 at uniform logits
-    d = ACGAN.discriminator_loss(real, fake, labels, labels)
-    assert d.item() == pytest.approx(2 * math.log(2) + 2 * math.log(10))
-    assert ACGAN.generator_loss(fake, labels).item() == pytest.approx(math.log(2) + math.log(10))
+    assert ACGAN.discriminator_loss(zero, uniform, zero, labels).item() == pytest.approx(2 * math.log(2) + math.log(10))
+    right = torch.tensor([[0.0, 9.0] + [0.0] * 8])  # the discriminator's class term is on the real digits
+    expected = 2 * math.log(2) - math.log(math.exp(9) / (math.exp(9) + 9))
+    assert ACGAN.discriminator_loss(zero, right, zero, labels).item() == pytest.approx(expected)
+    assert ACGAN.generator_loss((zero, uniform), labels).item() == pytest.approx(math.log(2) + math.log(10))
+
+
+def test_acgan_generator_uses_the_noise():
+    gen = ACGAN.Generator().eval()
+    digits = torch.full((4,), 3)
+    images = gen(torch.randn(4, 100), digits)
+    assert (images[0] - images[1:]).abs().amax() > 1e-3
+    assert not torch.allclose(images, gen(torch.randn(4, 100), torch.full((4,), 5)))
 
 
 def test_infogan_information_loss_against_hand_values():
