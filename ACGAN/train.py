@@ -14,8 +14,8 @@ before it, which would squash the loss and its gradient):
     discriminator  -log sigma(S(x)) - log(1 - sigma(S(G(z, c)))) + CE(C(x), y)
     generator      -log sigma(S(G(z, c))) + CE(C(G(z, c)), c)
 so the generator draws digits that the discriminator's classifier, taught by real digits, recognises.
-Adam 2e-4, betas (0.5, 0.999), for both. Three choices differ from the paper, each because its
-absence broke a run here (figures in the README):
+Adam 2e-4, betas (0.5, 0.999), for both. Three choices differ from the paper, each because a run
+here went wrong without it:
   - the class head learns from real digits only; the paper adds CE(C(G(z, c)), c), with which the
     head learnt a labelling of its own for fakes, and the generator drew the wrong digit for every c;
   - the discriminator sees real and fake images in one batch (`judge`), so that BatchNorm cannot
