@@ -74,7 +74,7 @@ def generator_loss(fake_scores):
 
 
 def main():
-    p = fm.parser(__file__, "Train a least squares GAN.", epochs=15, batch_size=64, lr=2e-4)
+    p = fm.parser(__file__, "Train a least squares GAN.", epochs=10, batch_size=64, lr=2e-4)
     p.add_argument("--z-dim", type=fm.positive_int, default=100, help="size of the noise vector")
     args = p.parse_args()
     run = fm.Run(args)
