@@ -56,8 +56,8 @@ def test_sgan_smoke(tmp_path, flags, files):
     assert m["gan"] == (not flags) and m["labels"] == 50 and 0 <= m["test_acc"] <= 1
 
 
-def test_sgan_refuses_labels_it_cannot_spread_over_the_digits():
-    result = run_script("SGAN/train.py", "--labels", "15", "--limit", "256")
+def test_sgan_refuses_labels_it_cannot_spread_over_the_digits(tmp_path):
+    result = run_script("SGAN/train.py", "--labels", "15", "--limit", "256", "--out", tmp_path)
     assert_one_line_error(result, 2, "--labels", "multiple of 10")
 
 
@@ -100,6 +100,7 @@ def test_transfer_learning_smoke(tmp_path):
     assert all(set(row) == {"20", "100", "300"} and all(0 <= a <= 1 for a in row.values()) for row in table.values())
 
 
-def test_transfer_learning_refuses_more_labels_than_images():
-    result = run_script("Transfer_Learning/train.py", "--limit", "300", "--labels", "400", "--pretrain-epochs", "1")
+def test_transfer_learning_refuses_more_labels_than_images(tmp_path):
+    flags = ["--limit", "300", "--labels", "400", "--pretrain-epochs", "1", "--out", tmp_path]
+    result = run_script("Transfer_Learning/train.py", *flags)
     assert_one_line_error(result, 2, "--labels", "400")
