@@ -99,7 +99,7 @@ class STCNN(nn.Module):
 
 def main():
     p = fm.parser(
-        __file__, "Train a CNN and a spatial-transformer CNN on distorted MNIST.", epochs=10, batch_size=128, lr=1e-3
+        __file__, "Train a CNN and a spatial-transformer CNN on distorted MNIST.", epochs=20, batch_size=128, lr=1e-3
     )
     args = p.parse_args()
     run = fm.Run(args)
