@@ -22,7 +22,7 @@ Gaussians for c2 and c3 (the paper found a fixed variance sufficient).
     discriminator and Q  -log sigma(D(x)) - log(1 - sigma(D(G(z, c)))) + lambda L_I
     generator            -log sigma(D(G(z, c))) + lambda L_I
 lambda = 1. Adam with betas (0.5, 0.999): 2e-4 for the discriminator and Q, 1e-3 for the generator,
-the paper's settings for MNIST. The discriminator sees each step's real and fake images in one batch.
+the paper's settings for MNIST.
 """
 
 import math
@@ -120,20 +120,11 @@ def main():
     def sample(n):
         return gen(torch.randn(n, args.z_dim, device=run.device), *codes(n))
 
-    def judge(x, fake):
-        """The real images' logits, and the fakes' logits and Q outputs, from one batch of both.
-
-        One batch, so that BatchNorm normalises real and fake images alike, in training as with the
-        running statistics that Q meets on real digits when code_acc is measured.
-        """
-        logits, category_logits, means = disc(torch.cat([x, fake]))
-        n = len(x)
-        return logits[:n], logits[n:], category_logits[n:], means[n:]
-
     for x in run.batches(data.train_x):
         category, continuous = codes(len(x))
         fake = gen(torch.randn(len(x), args.z_dim, device=run.device), category, continuous)
-        real_logits, fake_logits, category_logits, means = judge(x, fake.detach())
+        real_logits = disc(x)[0]
+        fake_logits, category_logits, means = disc(fake.detach())
         info_d = information_loss(category_logits, category, means, continuous)
         d_loss = (
             F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
@@ -143,7 +134,7 @@ def main():
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        _, fake_logits, category_logits, means = judge(x, fake)
+        fake_logits, category_logits, means = disc(fake)
         info = information_loss(category_logits, category, means, continuous)
         g_loss = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits)) + args.info_weight * info
         opt_g.zero_grad(set_to_none=True)
