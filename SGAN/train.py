@@ -89,7 +89,7 @@ def main():
     p = fm.parser(
         __file__,
         "Train a semi-supervised GAN (or, with --no-gan, its classifier on the labels alone).",
-        epochs=15,
+        epochs=30,
         batch_size=100,
         lr=3e-3,
         subfolder=lambda a: "no_gan" if a.no_gan else "",
