@@ -9,9 +9,9 @@ run is measured on the same images.
 
 Networks:
     CNN            conv 5x5 1->16, ReLU, maxpool 2 (42 -> 21); conv 5x5 16->32, ReLU, maxpool 2 (-> 10);
-                   linear 3200 -> 128, ReLU, linear 128 -> 10 logits (BatchNorm after each conv)
-    localisation   maxpool 2 (42 -> 21); conv 5x5 1->16, ReLU, maxpool 2 (-> 8); conv 5x5 16->32, ReLU,
-                   maxpool 2 (-> 2); linear 128 -> 64, ReLU, linear 64 -> 6: the affine theta
+                   linear 3200 -> 256, ReLU, linear 256 -> 10 logits (BatchNorm after each conv)
+    localisation   maxpool 2 (42 -> 21); conv 5x5 1->32, ReLU, maxpool 2 (-> 8); conv 5x5 32->64, ReLU,
+                   maxpool 2 (-> 2); linear 256 -> 64, ReLU, linear 64 -> 6: the affine theta
     ST-CNN         x -> theta = loc(x) -> grid_sample(x, affine_grid(theta)) (42x42) -> the same CNN
 The last localisation layer starts at zero weights and the identity's bias, so the transformer
 starts by passing the image through, and learns to undo the distortion only as far as that helps
@@ -60,7 +60,7 @@ class CNN(nn.Module):
         self.net = nn.Sequential(
             nn.Conv2d(1, 16, 5, padding=2), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 5, padding=2), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 10 * 10, 128), nn.ReLU(), nn.Linear(128, 10),
+            nn.Flatten(), nn.Linear(32 * 10 * 10, 256), nn.ReLU(), nn.Linear(256, 10),
         )  # fmt: skip
 
     def forward(self, x):
@@ -74,9 +74,9 @@ class SpatialTransformer(nn.Module):
         super().__init__()
         self.loc = nn.Sequential(
             nn.MaxPool2d(2),
-            nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 2 * 2, 64), nn.ReLU(), nn.Linear(64, 6),
+            nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 2 * 2, 64), nn.ReLU(), nn.Linear(64, 6),
         )  # fmt: skip
         nn.init.zeros_(self.loc[-1].weight)
         with torch.no_grad():
