@@ -105,19 +105,13 @@ def main():
     lab_x, lab_y = images[chosen], data.train_y[chosen]
     disc = run.to_device(Discriminator())
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    tracked = {
-        "disc": disc,
-        "opt_d": opt_d,
-        "sched_d": torch.optim.lr_scheduler.CosineAnnealingLR(opt_d, run.total_steps),
-    }
+    sched_d = torch.optim.lr_scheduler.CosineAnnealingLR(opt_d, run.total_steps)
+    tracked = {"disc": disc, "opt_d": opt_d, "sched_d": sched_d}
     if not args.no_gan:
         gen = run.to_device(Generator(args.z_dim))
         opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.999))
-        tracked |= {
-            "gen": gen,
-            "opt_g": opt_g,
-            "sched_g": torch.optim.lr_scheduler.CosineAnnealingLR(opt_g, run.total_steps),
-        }
+        sched_g = torch.optim.lr_scheduler.CosineAnnealingLR(opt_g, run.total_steps)
+        tracked |= {"gen": gen, "opt_g": opt_g, "sched_g": sched_g}
         fixed_z = torch.randn(100, args.z_dim, device=run.device)
     run.track(**tracked)
     fm.save_grid(fm.pad_flat_digits(lab_x), run.out / "real.png", nrow=10)
@@ -134,7 +128,7 @@ def main():
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        tracked["sched_d"].step()
+        sched_d.step()
         if args.no_gan:
             run.log(supervised=supervised)
         else:
@@ -142,7 +136,7 @@ def main():
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
-            tracked["sched_g"].step()
+            sched_g.step()
             run.log(supervised=supervised, unsupervised=unsupervised, g=g_loss)
             if run.frame_due:
                 with fm.evaluating(gen):

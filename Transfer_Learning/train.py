@@ -27,6 +27,7 @@ import funmnist as fm
 
 WAYS = ("scratch", "probe", "fine-tune")
 FASHION_TRAIN = 60_000
+FEATURES = 512 * 2 * 2  # the feature extractor's output
 
 
 def feature_extractor():
@@ -38,7 +39,7 @@ def feature_extractor():
 
 def classifier(features=None):
     """Features (the given extractor, or a fresh one) and a fresh linear layer to 10 logits."""
-    return nn.Sequential(features or feature_extractor(), nn.Linear(512 * 2 * 2, 10))
+    return nn.Sequential(features if features is not None else feature_extractor(), nn.Linear(FEATURES, 10))
 
 
 def pretrain(args):
@@ -86,7 +87,7 @@ def main():
     learners = {}
     for n in args.labels:
         learners[f"scratch_{n}"] = run.to_device(classifier())
-        learners[f"probe_{n}"] = run.to_device(nn.Linear(512 * 2 * 2, 10))
+        learners[f"probe_{n}"] = run.to_device(nn.Linear(FEATURES, 10))
         learners[f"fine-tune_{n}"] = run.to_device(classifier(copy.deepcopy(pretrained).train().requires_grad_(True)))
     opts = {k: torch.optim.Adam(m.parameters(), lr=args.lr) for k, m in learners.items()}
     run.track(**learners, **{f"opt_{k}": o for k, o in opts.items()})

@@ -70,12 +70,13 @@ def generator_rows() -> list[str]:
     for name in GENERATORS:
         if m := load(f"{name}/samples/metrics.json"):
             figures = [f"{m['fid']:.1f}", f"{m['fid'] / m['fid_real']:.1f}", f"{m['is']:.2f}", f"{m['confident']:.1%}"]
+            codes = ""
             if "cond_acc" in m:
                 codes = (
                     f"`cond_acc` {m['cond_acc']:.2%} (the evaluator on real test digits: {m['evaluator_test_acc']:.2%})"
                 )
-            else:
-                codes = f"`code_acc` {m['code_acc']:.2%}" if "code_acc" in m else ""
+            elif "code_acc" in m:
+                codes = f"`code_acc` {m['code_acc']:.2%}"
             rows.append((name, *figures, f"{m['class_balance']:.3f}", codes, m))
     if not rows:
         return []

@@ -11,6 +11,8 @@ import funmnist as fm
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_ROOT = Path(os.environ.get("FUNMNIST_DATA") or REPO / "data")
+SMALL = ["--limit", "256", "--batch-size", "32", "--epochs", "2", "--device", "cpu"]  # a smoke run: 16 steps
+QUALITY = {"fid", "fid_real", "is", "confident", "class_balance"}  # every generator's figures
 
 
 @pytest.fixture(scope="session")

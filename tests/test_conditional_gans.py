@@ -6,15 +6,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import load_script, run_script
+from conftest import QUALITY, SMALL, load_script, run_script
 
 import funmnist as fm
 
 CGAN = load_script("Conditional_GAN/train.py")
 ACGAN = load_script("ACGAN/train.py")
 INFOGAN = load_script("InfoGAN/train.py")
-SMALL = ["--limit", "256", "--batch-size", "32", "--epochs", "2", "--device", "cpu"]  # 16 steps
-QUALITY = {"fid", "fid_real", "is", "confident", "class_balance"}
 
 
 def test_conditional_generators_make_images_in_the_unit_range():

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import load_script, run_script
+from conftest import QUALITY, SMALL, load_script, run_script
 
 GAN = load_script("GAN/train.py")
 WGAN = load_script("WGAN/train.py")
@@ -13,8 +13,6 @@ WGAN_GP = load_script("WGAN-GP/train.py")
 LSGAN = load_script("LSGAN/train.py")
 EBGAN = load_script("EBGAN/train.py")
 BEGAN = load_script("BEGAN/train.py")
-SMALL = ["--limit", "256", "--batch-size", "32", "--epochs", "2", "--device", "cpu"]  # 16 steps
-QUALITY = {"fid", "fid_real", "is", "confident", "class_balance"}
 
 
 @pytest.mark.parametrize("module", [GAN, WGAN, WGAN_GP, LSGAN, EBGAN, BEGAN])

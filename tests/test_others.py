@@ -5,13 +5,12 @@ import math
 
 import pytest
 import torch
-from conftest import assert_one_line_error, load_script, run_script
+from conftest import SMALL, assert_one_line_error, load_script, run_script
 
 import funmnist as fm
 
 SGAN = load_script("SGAN/train.py")
 STN = load_script("Spatial_Transformer/train.py")
-SMALL = ["--limit", "256", "--batch-size", "32", "--epochs", "2", "--device", "cpu"]  # 16 steps
 
 
 def test_sgan_unsupervised_loss_treats_the_logits_as_k_real_classes():

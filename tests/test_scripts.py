@@ -4,12 +4,11 @@ import json
 
 import pytest
 import torch
-from conftest import DATA_ROOT, assert_one_line_error, run_script
+from conftest import DATA_ROOT, SMALL, assert_one_line_error, run_script
 
 from funmnist.evaluator import Evaluator
 
 REQUIRED = {"model", "command", "epochs", "steps", "seconds", "device", "torch", "seed"}
-SMALL = ["--limit", "256", "--batch-size", "32", "--epochs", "2", "--device", "cpu"]  # 16 steps
 
 
 def test_classification_smoke_and_exact_resume(tmp_path):
