@@ -110,8 +110,11 @@ def main():
     fixed_z = torch.randn(64, args.z_dim, device=run.device)
     fm.save_grid(data.train_x[:64], run.out / "real.png")
 
+    def images(z):  # the generator's pixels are unbounded: clamped only to be viewed and measured
+        return gen(z).clamp(0, 1)
+
     def sample(n):
-        return gen(torch.randn(n, args.z_dim, device=run.device)).clamp(0, 1)
+        return images(torch.randn(n, args.z_dim, device=run.device))
 
     for x in run.batches(data.train_x):
         fake = gen(torch.randn(len(x), args.z_dim, device=run.device))
@@ -128,13 +131,13 @@ def main():
         run.log(d=d_loss, g=g_loss, k=equilibrium.k, m_global=m_global)
         if run.frame_due:
             with fm.evaluating(gen):
-                run.save_frame(gen(fixed_z).clamp(0, 1))
+                run.save_frame(images(fixed_z))
 
     fm.plot_curves(
         run.out / "convergence.png", {"M_global": run.losses["m_global"]}, "step", "M_global", "BEGAN", smooth=True
     )
     with fm.evaluating(gen):
-        fm.save_grid(gen(fixed_z).clamp(0, 1), run.out / "sample.png")
+        fm.save_grid(images(fixed_z), run.out / "sample.png")
         quality = fm.generator_metrics(sample, data)
     run.finish(k=equilibrium.k.item(), **quality)
 
