@@ -49,6 +49,19 @@ def test_wgan_critic_has_no_sigmoid():
     assert (scores < 0).any() or (scores > 1).any()
 
 
+def test_wgan_critic_mean_score_tells_batches_apart():
+    # The critic's loss sees only each batch's mean score. Were the score a linear function of a
+    # BatchNorm output, that mean would be a constant whenever the score layer weighs each position
+    # alike: BatchNorm (train mode, one batch) removes each channel's batch mean.
+    torch.manual_seed(0)
+    critic = WGAN.Critic()
+    score_layer = critic.net[-1]
+    with torch.no_grad():
+        score_layer.weight.fill_(0.01)
+    digits_like, noise = (torch.rand(64, 1, 32, 32) > 0.8).float(), torch.rand(64, 1, 32, 32)
+    assert critic(digits_like).mean().item() != pytest.approx(critic(noise).mean().item(), abs=1e-4)
+
+
 def test_gradient_penalty_of_a_linear_critic():
     # f(x) = w.x has gradient w everywhere: the penalty is lambda (|w| - 1)^2 whatever the interpolate
     w = torch.randn(1, 1, 32, 32)
