@@ -82,15 +82,16 @@ def main():
     gen, disc = run.to_device(Generator(args.z_dim)), run.to_device(Discriminator())
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    run.track(gen=gen, disc=disc, opt_g=opt_g, opt_d=opt_d)
+    gen_avg = fm.moving_average(gen)  # what is sampled and measured at the end
+    run.track(gen=gen, gen_avg=gen_avg, disc=disc, opt_g=opt_g, opt_d=opt_d)
     fixed_z = torch.randn(64, args.z_dim, device=run.device)
     fm.save_grid(data.train_x[:64], run.out / "real.png")
 
-    def sample(n):
-        return gen(torch.randn(n, args.z_dim, device=run.device))
+    def noise(n):
+        return torch.randn(n, args.z_dim, device=run.device)
 
     for x in run.batches(data.train_x):
-        fake = sample(len(x))
+        fake = gen(noise(len(x)))
         d_loss = discriminator_loss(disc(x), disc(fake.detach()))
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -99,14 +100,16 @@ def main():
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
+        gen_avg.update_parameters(gen)
         run.log(d=d_loss, g=g_loss)
         if run.frame_due:
             with fm.evaluating(gen):
                 run.save_frame(gen(fixed_z))
 
-    with fm.evaluating(gen):
-        fm.save_grid(gen(fixed_z), run.out / "sample.png")
-        quality = fm.generator_metrics(sample, data)
+    with fm.evaluating(gen, gen_avg):
+        fm.save_grid(gen_avg(fixed_z), run.out / "sample.png")
+        quality = fm.generator_metrics(lambda n: gen_avg(noise(n)), data)
+        quality["raw_generator"] = fm.generator_metrics(lambda n: gen(noise(n)), data)
     run.finish(**quality)
 
 

@@ -82,16 +82,17 @@ def main():
     gen, critic = run.to_device(Generator(args.z_dim)), run.to_device(Critic())
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.0, 0.9))
     opt_c = torch.optim.Adam(critic.parameters(), lr=args.lr, betas=(0.0, 0.9))
-    run.track(gen=gen, critic=critic, opt_g=opt_g, opt_c=opt_c)
+    gen_avg = fm.moving_average(gen)  # what is sampled and measured at the end
+    run.track(gen=gen, gen_avg=gen_avg, critic=critic, opt_g=opt_g, opt_c=opt_c)
     fixed_z = torch.randn(64, args.z_dim, device=run.device)
     fm.save_grid(data.train_x[:64], run.out / "real.png")
 
-    def sample(n):
-        return gen(torch.randn(n, args.z_dim, device=run.device))
+    def noise(n):
+        return torch.randn(n, args.z_dim, device=run.device)
 
     for x in run.batches(data.train_x):
         with torch.no_grad():
-            fake = sample(len(x))
+            fake = gen(noise(len(x)))
         distance = critic(x).mean() - critic(fake).mean()
         penalty = gradient_penalty(critic, x, fake, args.gp_weight)
         opt_c.zero_grad(set_to_none=True)
@@ -99,18 +100,20 @@ def main():
         opt_c.step()
         run.log(wasserstein=distance, penalty=penalty)
         if run.step % args.n_critic == 0:
-            g_loss = -critic(sample(len(x))).mean()
+            g_loss = -critic(gen(noise(len(x)))).mean()
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
+            gen_avg.update_parameters(gen)
             run.log(g=g_loss)
         if run.frame_due:
             with fm.evaluating(gen):
                 run.save_frame(gen(fixed_z))
 
-    with fm.evaluating(gen):
-        fm.save_grid(gen(fixed_z), run.out / "sample.png")
-        quality = fm.generator_metrics(sample, data)
+    with fm.evaluating(gen, gen_avg):
+        fm.save_grid(gen_avg(fixed_z), run.out / "sample.png")
+        quality = fm.generator_metrics(lambda n: gen_avg(noise(n)), data)
+        quality["raw_generator"] = fm.generator_metrics(lambda n: gen(noise(n)), data)
     run.finish(**quality)
 
 

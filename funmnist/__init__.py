@@ -1,5 +1,6 @@
 """Everything in Fun with MNIST that is not a model: data, flags, the run loop, figures, metrics."""
 
+from .average import moving_average
 from .cli import REPO_ROOT, fail, fraction, non_negative_int, parser, positive_float, positive_int
 from .data import Split, balanced_subset, flat_digits, load, pad_flat_digits, random_shift
 from .metrics import (
@@ -29,6 +30,7 @@ __all__ = [
     "generator_metrics",
     "knn_accuracy",
     "load",
+    "moving_average",
     "non_negative_int",
     "pad_flat_digits",
     "parser",
