@@ -13,6 +13,11 @@ Objective, the non-saturating form of the minimax game (D's output is a logit, s
     discriminator  -log sigma(D(x)) - log(1 - sigma(D(G(z))))
     generator      -log sigma(D(G(z)))          (instead of log(1 - sigma(D(G(z)))), which saturates)
 Adam 2e-4, betas (0.5, 0.999), for both; one discriminator step per generator step.
+
+Samples and figures come from an exponential moving average of the generator's weights (decay
+0.999, `fm.moving_average`), which smooths the game's oscillation, as in ProGAN, BigGAN and StyleGAN;
+`metrics.json` gives the raw generator's figures under `raw_generator`, and `process.gif` shows the
+raw generator as it trains.
 """
 
 import torch

@@ -15,6 +15,11 @@ and b = 1 for real images, while the generator pulls its fakes' scores towards c
     generator      1/2 E (D(G(z)) - c)^2
 A fake far on the right side of the boundary is still penalised, which keeps gradients alive
 where the sigmoid's cross-entropy saturates. Adam 2e-4, betas (0.5, 0.999), for both.
+
+Samples and figures come from an exponential moving average of the generator's weights (decay
+0.999, `fm.moving_average`), which smooths the game's oscillation, as in ProGAN, BigGAN and StyleGAN;
+`metrics.json` gives the raw generator's figures under `raw_generator`, and `process.gif` shows the
+raw generator as it trains.
 """
 
 import torch

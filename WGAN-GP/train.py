@@ -17,6 +17,11 @@ with eps ~ U(0, 1) drawn per sample, the gradient norm taken per sample, lambda 
 original passed zero `grad_outputs`, which made the penalty the constant lambda.) Adam 1e-4,
 betas (0, 0.9); five critic steps, each on its own batch of real images, per generator step.
 `steps` counts critic steps.
+
+Samples and figures come from an exponential moving average of the generator's weights (decay
+0.999, `fm.moving_average`), which smooths the game's oscillation, as in ProGAN, BigGAN and StyleGAN;
+`metrics.json` gives the raw generator's figures under `raw_generator`, and `process.gif` shows the
+raw generator as it trains.
 """
 
 import torch

@@ -102,3 +102,25 @@ def test_interrupt_saves_a_checkpoint_and_stops(tmp_path, capsys):
     assert stop.value.code == 130
     assert torch.load(run.checkpoint_path, weights_only=True)["step"] == 4
     assert "interrupted at step 4; continue with --resume" in capsys.readouterr().err
+
+
+def test_moving_average_of_weights_and_batchnorm_statistics():
+    net = torch.nn.Sequential(torch.nn.Linear(1, 1, bias=False), torch.nn.BatchNorm1d(1))
+    average = fm.moving_average(net, decay=0.5)
+    expected = None
+    for n, value in enumerate([4.0, 0.0, 2.0, 6.0]):
+        with torch.no_grad():
+            net[0].weight.fill_(value)
+            net[1].running_mean.fill_(-value)
+        net[1].num_batches_tracked += 1
+        average.update_parameters(net)
+        # the first update copies; after n updates the next keeps min(decay, (1 + n) / (10 + n)) of the average
+        kept = min(0.5, (1 + n) / (10 + n))
+        expected = value if expected is None else kept * expected + (1 - kept) * value
+        assert average.module[0].weight.item() == pytest.approx(expected)
+        assert average.module[1].running_mean.item() == pytest.approx(-expected)
+    assert expected == pytest.approx(
+        4.6713, abs=1e-4
+    )  # 4; 2/11 of it; 3/12 of that + 9/12 of 2; 4/13 of that + 9/13 of 6
+    assert average.module[1].num_batches_tracked.item() == 4
+    assert net[0].weight.item() == 6.0  # the trained module is left alone
