@@ -17,9 +17,10 @@ A fake far on the right side of the boundary is still penalised, which keeps gra
 where the sigmoid's cross-entropy saturates. Adam 2e-4, betas (0.5, 0.999), for both.
 
 Samples and figures come from an exponential moving average of the generator's weights (decay
-0.999, `fm.moving_average`), which smooths the game's oscillation, as in ProGAN, BigGAN and StyleGAN;
-`metrics.json` gives the raw generator's figures under `raw_generator`, and `process.gif` shows the
-raw generator as it trains.
+0.999, `fm.moving_average`), which smooths the game's oscillation, as in ProGAN, BigGAN and StyleGAN,
+with BatchNorm statistics recomputed for the averaged weights (`fm.settle_batchnorm`).
+`metrics.json` gives the raw generator's figures under `raw_generator`; `process.gif` shows the raw
+generator as it trains.
 """
 
 import torch
@@ -111,6 +112,7 @@ def main():
             with fm.evaluating(gen):
                 run.save_frame(gen(fixed_z))
 
+    fm.settle_batchnorm(gen_avg, noise)
     with fm.evaluating(gen, gen_avg):
         fm.save_grid(gen_avg(fixed_z), run.out / "sample.png")
         quality = fm.generator_metrics(lambda n: gen_avg(noise(n)), data)

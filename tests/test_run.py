@@ -124,3 +124,18 @@ def test_moving_average_of_weights_and_batchnorm_statistics():
     )  # 4; 2/11 of it; 3/12 of that + 9/12 of 2; 4/13 of that + 9/13 of 6
     assert average.module[1].num_batches_tracked.item() == 4
     assert net[0].weight.item() == 6.0  # the trained module is left alone
+
+
+def test_settle_batchnorm_gives_the_averaged_network_its_own_statistics():
+    net = torch.nn.Sequential(torch.nn.Linear(1, 1), torch.nn.BatchNorm1d(1))
+    average = fm.moving_average(net)
+    with torch.no_grad():
+        average.module[0].weight.fill_(3.0)
+        average.module[0].bias.fill_(1.0)
+    inputs = iter([torch.tensor([[0.0], [2.0]]), torch.tensor([[4.0], [6.0]])])
+    average.eval()
+    fm.settle_batchnorm(average, lambda n: next(inputs), samples=4, batch_size=2)
+    bn = average.module[1]
+    # outputs 1, 7 | 13, 19: mean 10; each batch's unbiased variance is 18, and the batches' mean is kept
+    assert bn.running_mean.item() == pytest.approx(10.0) and bn.running_var.item() == pytest.approx(18.0)
+    assert not average.training and bn.momentum == 0.1  # mode and momentum restored
