@@ -79,16 +79,13 @@ def generator_rows() -> list[str]:
                 codes = f"`code_acc` {m['code_acc']:.2%}"
             elif raw := m.get("raw_generator"):
                 codes = (
-                    f"the average's; the raw generator: `fid` {raw['fid']:.1f}, `is` {raw['is']:.2f},"
+                    f"from the moving average of G's weights; the raw G: `fid` {raw['fid']:.1f}, `is` {raw['is']:.2f},"
                     f" `confident` {raw['confident']:.1%}"
                 )
             rows.append((name, *figures, f"{m['class_balance']:.3f}", codes, m))
     if not rows:
         return []
-    caption = (
-        "Generators (10,000 samples, measured by the evaluator; `fid_real` is the floor; where a row says"
-        " so, from the moving average of the generator's weights):"
-    )
+    caption = "Generators (10,000 samples, measured by the evaluator; `fid_real` is the floor):"
     columns = ["model", "`fid`", "`fid / fid_real`", "`is`", "`confident`", "`class_balance`", "other figures"]
     return ["", caption, "", *table(columns, rows)]
 
