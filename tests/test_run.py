@@ -119,9 +119,8 @@ def test_moving_average_of_weights_and_batchnorm_statistics():
         expected = value if expected is None else kept * expected + (1 - kept) * value
         assert average.module[0].weight.item() == pytest.approx(expected)
         assert average.module[1].running_mean.item() == pytest.approx(-expected)
-    assert expected == pytest.approx(
-        4.6713, abs=1e-4
-    )  # 4; 2/11 of it; 3/12 of that + 9/12 of 2; 4/13 of that + 9/13 of 6
+    # 4; then 2/11 of it; 3/12 of that + 9/12 of 2; 4/13 of that + 9/13 of 6
+    assert expected == pytest.approx(4.6713, abs=1e-4)
     assert average.module[1].num_batches_tracked.item() == 4
     assert net[0].weight.item() == 6.0  # the trained module is left alone
 
