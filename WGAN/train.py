@@ -21,6 +21,12 @@ critic could tell real from fake only by where in the 2x2 map features sat. It s
 estimate of 0.19 and the generator made blotches (`is` 2.71).
 RMSprop 5e-5 for both (the paper: momentum-based optimisers are unstable here); five critic steps,
 each on its own batch of real images, per generator step. `steps` counts critic steps.
+
+Samples and figures come from an exponential moving average of the generator's weights (decay
+0.999, `fm.moving_average`), which smooths the game's oscillation, as in ProGAN, BigGAN and StyleGAN,
+with BatchNorm statistics recomputed for the averaged weights (`fm.settle_batchnorm`).
+`metrics.json` gives the raw generator's figures under `raw_generator`; `process.gif` shows the raw
+generator as it trains.
 """
 
 import torch
@@ -87,16 +93,17 @@ def main():
     gen, critic = run.to_device(Generator(args.z_dim)), run.to_device(Critic())
     opt_g = torch.optim.RMSprop(gen.parameters(), lr=args.lr)
     opt_c = torch.optim.RMSprop(critic.parameters(), lr=args.lr)
-    run.track(gen=gen, critic=critic, opt_g=opt_g, opt_c=opt_c)
+    gen_avg = fm.moving_average(gen)  # what is sampled and measured at the end
+    run.track(gen=gen, gen_avg=gen_avg, critic=critic, opt_g=opt_g, opt_c=opt_c)
     fixed_z = torch.randn(64, args.z_dim, device=run.device)
     fm.save_grid(data.train_x[:64], run.out / "real.png")
 
-    def sample(n):
-        return gen(torch.randn(n, args.z_dim, device=run.device))
+    def noise(n):
+        return torch.randn(n, args.z_dim, device=run.device)
 
     for x in run.batches(data.train_x):
         with torch.no_grad():
-            fake = sample(len(x))
+            fake = gen(noise(len(x)))
         c_loss = critic_loss(critic(x), critic(fake))
         opt_c.zero_grad(set_to_none=True)
         c_loss.backward()
@@ -106,18 +113,21 @@ def main():
                 param.clamp_(-args.clip, args.clip)
         run.log(wasserstein=-c_loss)
         if run.step % args.n_critic == 0:
-            g_loss = generator_loss(critic(sample(len(x))))
+            g_loss = generator_loss(critic(gen(noise(len(x)))))
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
+            gen_avg.update_parameters(gen)
             run.log(g=g_loss)
         if run.frame_due:
             with fm.evaluating(gen):
                 run.save_frame(gen(fixed_z))
 
-    with fm.evaluating(gen):
-        fm.save_grid(gen(fixed_z), run.out / "sample.png")
-        quality = fm.generator_metrics(sample, data)
+    fm.settle_batchnorm(gen_avg, noise)
+    with fm.evaluating(gen, gen_avg):
+        fm.save_grid(gen_avg(fixed_z), run.out / "sample.png")
+        quality = fm.generator_metrics(lambda n: gen_avg(noise(n)), data)
+        quality["raw_generator"] = fm.generator_metrics(lambda n: gen(noise(n)), data)
     run.finish(**quality)
 
 
