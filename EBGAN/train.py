@@ -18,6 +18,12 @@ with m = 0.03 and lambda_pt = 0.1; each term is averaged over the batch. Adam 2e
 The margin is on the energy's scale, a mean over pixels: real digits settle near 0.01, so fakes are
 asked to be reconstructed a few times worse. (At m = 0.2 the autoencoder could meet the margin by
 reconstructing every fake as the same blob, and the generator never left noise.)
+
+Samples and figures come from an exponential moving average of the generator's weights (decay
+0.999, `fm.moving_average`), which smooths the game's oscillation, as in ProGAN, BigGAN and StyleGAN,
+with BatchNorm statistics recomputed for the averaged weights (`fm.settle_batchnorm`).
+`metrics.json` gives the raw generator's figures under `raw_generator`; `process.gif` shows the raw
+generator as it trains.
 """
 
 import torch
@@ -93,15 +99,16 @@ def main():
     gen, disc = run.to_device(Generator(args.z_dim)), run.to_device(Discriminator())
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    run.track(gen=gen, disc=disc, opt_g=opt_g, opt_d=opt_d)
+    gen_avg = fm.moving_average(gen)  # what is sampled and measured at the end
+    run.track(gen=gen, gen_avg=gen_avg, disc=disc, opt_g=opt_g, opt_d=opt_d)
     fixed_z = torch.randn(64, args.z_dim, device=run.device)
     fm.save_grid(data.train_x[:64], run.out / "real.png")
 
-    def sample(n):
-        return gen(torch.randn(n, args.z_dim, device=run.device))
+    def noise(n):
+        return torch.randn(n, args.z_dim, device=run.device)
 
     for x in run.batches(data.train_x):
-        fake = sample(len(x))
+        fake = gen(noise(len(x)))
         real_energy, fake_energy = disc(x)[0], disc(fake.detach())[0]
         d_loss = discriminator_loss(real_energy, fake_energy, args.margin)
         opt_d.zero_grad(set_to_none=True)
@@ -113,14 +120,17 @@ def main():
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
+        gen_avg.update_parameters(gen)
         run.log(d=d_loss, g=g_loss, real_energy=real_energy.mean(), pull_away=pt)
         if run.frame_due:
             with fm.evaluating(gen):
                 run.save_frame(gen(fixed_z))
 
-    with fm.evaluating(gen):
-        fm.save_grid(gen(fixed_z), run.out / "sample.png")
-        quality = fm.generator_metrics(sample, data)
+    fm.settle_batchnorm(gen_avg, noise)
+    with fm.evaluating(gen, gen_avg):
+        fm.save_grid(gen_avg(fixed_z), run.out / "sample.png")
+        quality = fm.generator_metrics(lambda n: gen_avg(noise(n)), data)
+        quality["raw_generator"] = fm.generator_metrics(lambda n: gen(noise(n)), data)
     run.finish(**quality)
 
 
