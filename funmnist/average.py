@@ -3,7 +3,8 @@
 from collections.abc import Callable
 
 import torch
-from torch.optim.swa_utils import AveragedModel, update_bn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.optim.swa_utils import AveragedModel
 
 DECAY = 0.999
 
@@ -33,12 +34,28 @@ def moving_average(module: torch.nn.Module, decay: float = DECAY) -> AveragedMod
 
 @torch.no_grad()
 def settle_batchnorm(
-    average: torch.nn.Module, noise: Callable[[int], torch.Tensor], samples: int = 10_000, batch_size: int = 500
+    average: torch.nn.Module,
+    noise: Callable[[int], torch.Tensor | tuple[torch.Tensor, ...]],
+    samples: int = 10_000,
+    batch_size: int = 500,
 ) -> None:
     """Set the BatchNorm statistics of an averaged generator to those of its own activations on fresh noise.
 
+    `noise(n)` gives the generator's input for n samples, or a tuple of its inputs (noise and class).
     An average of running statistics is not the statistics of the averaged weights: in GAN's default
     run the last BatchNorm's input had 0.78 of its averaged running variance. BigGAN calls the
-    recomputed ones standing statistics.
+    recomputed ones standing statistics. (torch's `update_bn` does the same for one input only.)
     """
-    update_bn((noise(batch_size) for _ in range(samples // batch_size)), average)
+    norms = [m for m in average.modules() if isinstance(m, _BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    mode = average.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: every batch counts alike
+    average.train()
+    for _ in range(samples // batch_size):
+        inputs = noise(batch_size)
+        average(*(inputs if isinstance(inputs, tuple) else (inputs,)))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    average.train(mode)

@@ -138,3 +138,23 @@ def test_settle_batchnorm_gives_the_averaged_network_its_own_statistics():
     # outputs 1, 7 | 13, 19: mean 10; each batch's unbiased variance is 18, and the batches' mean is kept
     assert bn.running_mean.item() == pytest.approx(10.0) and bn.running_var.item() == pytest.approx(18.0)
     assert not average.training and bn.momentum == 0.1  # mode and momentum restored
+
+
+class ShiftedNorm(torch.nn.Module):
+    """BatchNorm of z + shift: a generator with two inputs, as the conditional ones have."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = torch.nn.BatchNorm1d(1)
+
+    def forward(self, z, shift):
+        return self.norm(z + shift)
+
+
+def test_settle_batchnorm_passes_each_of_a_tuples_inputs():
+    average = fm.moving_average(ShiftedNorm())
+    inputs = iter([(torch.tensor([[0.0], [2.0]]), torch.tensor([[1.0], [5.0]])), (torch.tensor([[4.0], [6.0]]), 9.0)])
+    fm.settle_batchnorm(average, lambda n: next(inputs), samples=4, batch_size=2)
+    norm = average.module.norm
+    # z + shift = 1, 7 | 13, 15: mean 9; the batches' unbiased variances 18 and 2 average to 10
+    assert norm.running_mean.item() == pytest.approx(9.0) and norm.running_var.item() == pytest.approx(10.0)
