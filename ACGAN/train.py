@@ -22,6 +22,11 @@ here went wrong without it:
     tell them apart by their batch statistics;
   - the class multiplies the noise, as in the Keras ACGAN example; joined as [z, onehot(c)], the
     class alone decided the image, and the generator drew one image per class whatever z was.
+
+Samples and figures come from an exponential moving average of the generator's weights (decay
+0.999, `fm.moving_average`), as in the unconditional GANs here, with BatchNorm statistics recomputed
+for the averaged weights on fresh noise and classes (`fm.settle_batchnorm`). `metrics.json` gives
+the raw generator's figures under `raw_generator`; `process.gif` shows the raw generator as it trains.
 """
 
 import torch
@@ -100,7 +105,8 @@ def main():
     gen, disc = run.to_device(Generator(args.z_dim)), run.to_device(Discriminator())
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    run.track(gen=gen, disc=disc, opt_g=opt_g, opt_d=opt_d)
+    gen_avg = fm.moving_average(gen)  # what is sampled and measured at the end
+    run.track(gen=gen, gen_avg=gen_avg, disc=disc, opt_g=opt_g, opt_d=opt_d)
     # one row per digit, ten noise vectors each, the same for every frame
     fixed_c = torch.arange(CLASSES, device=run.device).repeat_interleave(10)
     fixed_z = torch.randn(len(fixed_c), args.z_dim, device=run.device)
@@ -108,8 +114,8 @@ def main():
     style_z = torch.randn(10, args.z_dim, device=run.device).repeat(CLASSES, 1)
     fm.save_grid(data.train_x[:64], run.out / "real.png")
 
-    def sample(c):
-        return gen(torch.randn(len(c), args.z_dim, device=run.device), c)
+    def noise(n):
+        return torch.randn(n, args.z_dim, device=run.device)
 
     def judge(x, fake):
         """The discriminator's (source, classes) for real and fake images, from one batch of both.
@@ -122,7 +128,7 @@ def main():
 
     for x, y in run.batches(data.train_x, data.train_y):
         c = torch.randint(CLASSES, (len(x),), device=run.device)
-        fake = sample(c)
+        fake = gen(noise(len(x)), c)
         (real_source, real_classes), (fake_source, _) = judge(x, fake.detach())
         d_loss = discriminator_loss(real_source, real_classes, fake_source, y)
         opt_d.zero_grad(set_to_none=True)
@@ -132,15 +138,18 @@ def main():
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
+        gen_avg.update_parameters(gen)
         run.log(d=d_loss, g=g_loss)
         if run.frame_due:
             with fm.evaluating(gen):
                 run.save_frame(gen(fixed_z, fixed_c), nrow=10)
 
-    with fm.evaluating(gen):
-        fm.save_grid(gen(fixed_z, fixed_c), run.out / "sample.png", nrow=10)
-        fm.save_grid(gen(style_z, fixed_c), run.out / "fix_noise.png", nrow=10)
-        quality = fm.conditional_metrics(sample, data)
+    fm.settle_batchnorm(gen_avg, lambda n: (noise(n), torch.randint(CLASSES, (n,), device=run.device)))
+    with fm.evaluating(gen, gen_avg):
+        fm.save_grid(gen_avg(fixed_z, fixed_c), run.out / "sample.png", nrow=10)
+        fm.save_grid(gen_avg(style_z, fixed_c), run.out / "fix_noise.png", nrow=10)
+        quality = fm.conditional_metrics(lambda c: gen_avg(noise(len(c)), c), data)
+        quality["raw_generator"] = fm.conditional_metrics(lambda c: gen(noise(len(c)), c), data)
     run.finish(**quality)
 
 

@@ -70,18 +70,20 @@ def generator_rows() -> list[str]:
     for name in GENERATORS:
         if m := load(f"{name}/samples/metrics.json"):
             figures = [f"{m['fid']:.1f}", f"{m['fid'] / m['fid_real']:.1f}", f"{m['is']:.2f}", f"{m['confident']:.1%}"]
-            codes = ""
+            others = []
             if "cond_acc" in m:
-                codes = (
+                others.append(
                     f"`cond_acc` {m['cond_acc']:.2%} (the evaluator on real test digits: {m['evaluator_test_acc']:.2%})"
                 )
-            elif "code_acc" in m:
-                codes = f"`code_acc` {m['code_acc']:.2%}"
-            elif raw := m.get("raw_generator"):
-                codes = (
+            if "code_acc" in m:
+                others.append(f"`code_acc` {m['code_acc']:.2%}")
+            if raw := m.get("raw_generator"):
+                raw_cond = f", `cond_acc` {raw['cond_acc']:.2%}" if "cond_acc" in raw else ""
+                others.append(
                     f"from the moving average of G's weights; the raw G: `fid` {raw['fid']:.1f}, `is` {raw['is']:.2f},"
-                    f" `confident` {raw['confident']:.1%}"
+                    f" `confident` {raw['confident']:.1%}{raw_cond}"
                 )
+            codes = "; ".join(others)
             rows.append((name, *figures, f"{m['class_balance']:.3f}", codes, m))
     if not rows:
         return []

@@ -130,3 +130,6 @@ def test_conditional_gan_smoke(tmp_path, folder, figures):
         assert 0.1 <= m["code_acc"] <= 1
     else:
         assert 0 <= m["cond_acc"] <= 1 and m["evaluator_test_acc"] > 0.99
+    if folder == "ACGAN":  # the moving average is measured, and the raw generator beside it
+        raw = m["raw_generator"]
+        assert QUALITY | {"cond_acc"} <= raw.keys() and raw["fid"] != m["fid"]
