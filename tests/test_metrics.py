@@ -105,3 +105,22 @@ def test_generator_metrics_of_real_images_equal_the_floor(mnist):
     assert drawn == 2000
     assert figures["fid"] == pytest.approx(figures["fid_real"], abs=1e-9)
     assert figures["is"] >= 9.0 and figures["confident"] >= 0.9 and figures["class_balance"] > 0.99
+
+
+def test_real_images_are_evaluated_once_per_split(mnist, monkeypatch):
+    evaluated = []
+    measure = metrics.evaluator_outputs
+
+    def counting(images, net=None, batch_size=1000):
+        evaluated.append(len(images))
+        return measure(images, net, batch_size)
+
+    monkeypatch.setattr(metrics, "evaluator_outputs", counting)
+    small = fm.Split(mnist.train_x[:600], mnist.train_y[:600], mnist.test_x[:300], mnist.test_y[:300])
+    first = metrics.generator_metrics(lambda k: small.train_x[:k], small, n=200)
+    second = metrics.generator_metrics(lambda k: small.train_x[:k], small, n=200)
+    # the samples each time (200), the test set (300) and the training references (200) once only
+    assert evaluated == [200, 300, 200, 200] and first == second
+    copy = fm.Split(small.train_x, small.train_y, small.test_x, small.test_y)
+    metrics.generator_metrics(lambda k: copy.train_x[:k], copy, n=200)
+    assert evaluated[4:] == [200, 300, 200]  # another Split: its own references
