@@ -9,9 +9,12 @@ the default run fits the time on a CPU):
     generator      the mirror: z (100) -> 2x2 transposed conv -> four stride-2 4x4 transposed convs with
                    BatchNorm and ReLU between them, sigmoid on the pixels
 
-Objective, the non-saturating form of the minimax game (D's output is a logit, sigma its sigmoid):
-    discriminator  -log sigma(D(x)) - log(1 - sigma(D(G(z))))
+Objective, the non-saturating form of the minimax game (D's output is a logit, sigma its sigmoid),
+with one-sided label smoothing (Salimans et al. 2016): real images' target is s = 0.9, not 1:
+    discriminator  -s log sigma(D(x)) - (1 - s) log(1 - sigma(D(x))) - log(1 - sigma(D(G(z))))
     generator      -log sigma(D(G(z)))          (instead of log(1 - sigma(D(G(z)))), which saturates)
+Why smoothing: without it the discriminator wins outright (its loss near 0.2, the generator's near 5
+for most of the run), and its overconfident logits give the generator steep, noisy gradients.
 Adam 2e-4, betas (0.5, 0.999), for both; one discriminator step per generator step.
 
 Samples and figures come from an exponential moving average of the generator's weights (decay
@@ -65,9 +68,12 @@ class Generator(nn.Module):
         return self.net(z[:, :, None, None])
 
 
+REAL_TARGET = 0.9  # one-sided label smoothing: the fakes' target stays 0
+
+
 def discriminator_loss(real_logits, fake_logits):
-    """-log sigma(D(x)) - log(1 - sigma(D(G(z)))), each term averaged over its batch."""
-    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    """Cross-entropy against targets 0.9 for real images and 0 for fakes, each term averaged over its batch."""
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, REAL_TARGET))
     fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     return real + fake
 

@@ -26,14 +26,15 @@ def test_discriminators_give_one_score_per_image(module, name):
     assert getattr(module, name)()(torch.rand(5, 1, 32, 32)).shape == (5,)
 
 
-def test_gan_losses_are_non_saturating_cross_entropy():
+def test_gan_losses_are_non_saturating_cross_entropy_with_smoothed_real_targets():
     real, fake = torch.tensor([0.0, 2.0]), torch.tensor([0.0, -1.0])
 
     def softplus(v):  # -log sigma(-v)
         return math.log1p(math.exp(v))
 
-    # D: mean(-log sigma(real)) + mean(-log(1 - sigma(fake))) = mean(softplus(-real)) + mean(softplus(fake))
-    expected_d = (softplus(0.0) + softplus(-2.0)) / 2 + (softplus(0.0) + softplus(-1.0)) / 2
+    # D, real target 0.9: mean(0.9 softplus(-real) + 0.1 softplus(real)) + mean(softplus(fake))
+    expected_real = (softplus(0.0) + 0.9 * softplus(-2.0) + 0.1 * softplus(2.0)) / 2
+    expected_d = expected_real + (softplus(0.0) + softplus(-1.0)) / 2
     assert GAN.discriminator_loss(real, fake).item() == pytest.approx(expected_d)
     # G: mean(-log sigma(fake)) = mean(softplus(-fake))
     assert GAN.generator_loss(fake).item() == pytest.approx((softplus(0.0) + softplus(1.0)) / 2)
