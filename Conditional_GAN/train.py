@@ -10,11 +10,15 @@ Both networks are told the digit y, as a one-hot vector:
                    (16 -> 8 -> 4 -> 2) with LeakyReLU(0.2) and BatchNorm, and a 2x2 conv to one logit
 Channels 32-256, half the original's 64-512, so that the default run fits its time on a CPU.
 
-Objective, the non-saturating game of GAN/train.py with every term conditioned on y:
-    discriminator  -log sigma(D(x, y)) - log(1 - sigma(D(G(z, y'), y')))    (x, y a real pair, y' drawn uniformly)
+Objective, the non-saturating game of GAN/train.py with every term conditioned on y, the real pairs'
+target smoothed to s = 0.9 as there (x, y a real pair, y' drawn uniformly):
+    discriminator  -s log sigma(D(x, y)) - (1 - s) log(1 - sigma(D(x, y))) - log(1 - sigma(D(G(z, y'), y')))
     generator      -log sigma(D(G(z, y'), y'))
 A generator that draws the wrong digit is caught, because the discriminator has learnt real pairs.
 Adam 2e-4, betas (0.5, 0.999), for both.
+
+Samples and figures come from a moving average of the generator's weights, as in GAN/train.py;
+`metrics.json` gives the raw generator's figures under `raw_generator`.
 """
 
 import torch
@@ -67,9 +71,12 @@ class Generator(nn.Module):
         return self.net(zy[:, :, None, None])
 
 
+REAL_TARGET = 0.9  # one-sided label smoothing: the fakes' target stays 0
+
+
 def discriminator_loss(real_logits, fake_logits):
-    """-log sigma(D(x, y)) - log(1 - sigma(D(G(z, y'), y'))), each term averaged over its batch."""
-    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    """Cross-entropy against targets 0.9 for real pairs and 0 for fakes, each term averaged over its batch."""
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, REAL_TARGET))
     fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     return real + fake
 
@@ -88,18 +95,19 @@ def main():
     gen, disc = run.to_device(Generator(args.z_dim)), run.to_device(Discriminator())
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    run.track(gen=gen, disc=disc, opt_g=opt_g, opt_d=opt_d)
+    gen_avg = fm.moving_average(gen)  # what is sampled and measured at the end
+    run.track(gen=gen, gen_avg=gen_avg, disc=disc, opt_g=opt_g, opt_d=opt_d)
     # one row per digit, ten noise vectors each, the same for every frame
     fixed_y = torch.arange(CLASSES, device=run.device).repeat_interleave(10)
     fixed_z = torch.randn(len(fixed_y), args.z_dim, device=run.device)
     fm.save_grid(data.train_x[:64], run.out / "real.png")
 
-    def sample(y):
-        return gen(torch.randn(len(y), args.z_dim, device=run.device), y)
+    def noise(n):
+        return torch.randn(n, args.z_dim, device=run.device)
 
     for x, y in run.batches(data.train_x, data.train_y):
         wanted = torch.randint(CLASSES, (len(x),), device=run.device)
-        fake = sample(wanted)
+        fake = gen(noise(len(x)), wanted)
         d_loss = discriminator_loss(disc(x, y), disc(fake.detach(), wanted))
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -108,14 +116,17 @@ def main():
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
+        gen_avg.update_parameters(gen)
         run.log(d=d_loss, g=g_loss)
         if run.frame_due:
             with fm.evaluating(gen):
                 run.save_frame(gen(fixed_z, fixed_y), nrow=10)
 
-    with fm.evaluating(gen):
-        fm.save_grid(gen(fixed_z, fixed_y), run.out / "sample.png", nrow=10)
-        quality = fm.conditional_metrics(sample, data)
+    fm.settle_batchnorm(gen_avg, lambda n: (noise(n), torch.randint(CLASSES, (n,), device=run.device)))
+    with fm.evaluating(gen, gen_avg):
+        fm.save_grid(gen_avg(fixed_z, fixed_y), run.out / "sample.png", nrow=10)
+        quality = fm.conditional_metrics(lambda y: gen_avg(noise(len(y)), y), data)
+        quality["raw_generator"] = fm.conditional_metrics(lambda y: gen(noise(len(y)), y), data)
     run.finish(**quality)
 
 
