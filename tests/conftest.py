@@ -1,4 +1,5 @@
 import importlib.util
+import math
 import os
 import subprocess
 import sys
@@ -34,6 +35,11 @@ def assert_one_line_error(result: subprocess.CompletedProcess, status: int, *phr
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     for phrase in phrases:
         assert phrase in lines[0], lines[0]
+
+
+def softplus(v: float) -> float:
+    """log(1 + e^v) = -log sigma(-v): the cross-entropy of a logit -v against target 1, by hand."""
+    return math.log1p(math.exp(v))
 
 
 def load_script(path: str):

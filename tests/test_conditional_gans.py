@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import QUALITY, SMALL, load_script, run_script
+from conftest import QUALITY, SMALL, load_script, run_script, softplus
 
 import funmnist as fm
 
@@ -32,9 +32,6 @@ def test_conditional_discriminator_reads_the_label():
 
 
 def test_conditional_gan_losses_smooth_only_the_real_target():
-    def softplus(v):  # -log sigma(-v)
-        return math.log1p(math.exp(v))
-
     # real logit ln 9 is sigma = 0.9, the smoothed target: its term is the entropy of 0.9, its least value
     entropy = -(0.9 * math.log(0.9) + 0.1 * math.log(0.1))
     best = torch.tensor([math.log(9)])

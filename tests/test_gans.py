@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import QUALITY, SMALL, load_script, run_script
+from conftest import QUALITY, SMALL, load_script, run_script, softplus
 
 GAN = load_script("GAN/train.py")
 WGAN = load_script("WGAN/train.py")
@@ -28,9 +28,6 @@ def test_discriminators_give_one_score_per_image(module, name):
 
 def test_gan_losses_are_non_saturating_cross_entropy_with_smoothed_real_targets():
     real, fake = torch.tensor([0.0, 2.0]), torch.tensor([0.0, -1.0])
-
-    def softplus(v):  # -log sigma(-v)
-        return math.log1p(math.exp(v))
 
     # D, real target 0.9: mean(0.9 softplus(-real) + 0.1 softplus(real)) + mean(softplus(fake))
     expected_real = (softplus(0.0) + 0.9 * softplus(-2.0) + 0.1 * softplus(2.0)) / 2
