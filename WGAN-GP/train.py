@@ -1,6 +1,6 @@
 """WGAN with gradient penalty (Gulrajani et al. 2017) on the DCGAN-style pair of the original README.
 
-    python WGAN-GP/train.py    # about 13 minutes on a 2-core AMD EPYC, 43 on an Intel Xeon -> WGAN-GP/samples/
+    python WGAN-GP/train.py    # about 13 minutes on a 2-core AMD EPYC, 44 on an Intel Xeon -> WGAN-GP/samples/
 
 Networks (channels 32-64-128-256, half the original's 64-512, to fit the time on a CPU; batches of
 32, not 64, so that the run makes twice the generator steps in that time):
