@@ -163,5 +163,6 @@ def test_gan_smoke(tmp_path, folder):
     assert m["model"] == folder and QUALITY <= m.keys() and 1 <= m["is"] <= 10
     if folder == "BEGAN":
         assert (tmp_path / "convergence.png").is_file() and 0 <= m["k"] <= 1
+        assert len(m["real_loss_by_digit"]) == 10 and all(v > 0 for v in m["real_loss_by_digit"] + [m["fake_loss"]])
     else:  # the moving average is measured, and the raw generator beside it
         assert QUALITY <= m["raw_generator"].keys() and m["raw_generator"]["fid"] != m["fid"]
