@@ -17,8 +17,8 @@ with eps ~ U(0, 1) drawn per sample, the gradient norm taken per sample, lambda 
 original passed zero `grad_outputs`, which made the penalty the constant lambda.) Adam with the
 paper's betas (0, 0.9) but a learning rate of 5e-4, not 1e-4: the run is short (4,125 generator
 steps), and in 4,000-step runs (`--max-steps 4000`) 5e-4 reached `is` 7.48, 3e-4 6.97 and 1e-4
-4.34 (1e-4 with betas (0.5, 0.9): 4.72). Five critic steps, each on its own batch of real images,
-per generator step. `steps` counts critic steps.
+4.34 (with betas (0.5, 0.9): 4.72 at 1e-4, 7.42 at 5e-4). Five critic steps, each on its own batch
+of real images, per generator step. `steps` counts critic steps.
 
 Samples and figures come from an exponential moving average of the generator's weights (decay
 0.999, `fm.moving_average`), which smooths the game's oscillation, as in ProGAN, BigGAN and StyleGAN,
