@@ -1,6 +1,6 @@
 """Wasserstein GAN (Arjovsky et al. 2017) on the DCGAN-style pair of the original README.
 
-    python WGAN/train.py       # 10 minutes on a 2-core AMD EPYC, 30 to 40 on a 2.5 GHz Intel Xeon -> WGAN/samples/
+    python WGAN/train.py       # 11 minutes on a 2-core AMD EPYC, 30 to 40 on a 2.5 GHz Intel Xeon -> WGAN/samples/
 
 Networks (channels 32-64-128-256, half the original's 64-512, to fit the time on a CPU; batches of
 32, not 64, for twice the generator steps in that time):
