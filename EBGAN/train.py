@@ -1,6 +1,6 @@
 """Energy-based GAN (Zhao et al. 2017) on the DCGAN-style pair of the original README.
 
-    python EBGAN/train.py      # -> EBGAN/samples/
+    python EBGAN/train.py      # 10 minutes on a 2-core AMD EPYC -> EBGAN/samples/
 
 Networks (channels 32-64-128-256, half the original's 64-512, to fit the time on a CPU):
     discriminator  an autoencoder: the DCGAN discriminator's four stride-2 4x4 convs (LeakyReLU 0.2,
