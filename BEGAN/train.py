@@ -158,7 +158,7 @@ def main():
         fm.save_grid(images(gen_avg, fixed_z), run.out / "sample.png")
         quality = fm.generator_metrics(lambda n: images(gen_avg, noise(n)), data)
         quality["raw_generator"] = fm.generator_metrics(lambda n: images(gen, noise(n)), data)
-        # whether the error follows ink, digit by digit (without BatchNorm it did: least on 1s)
+        # whether the error follows ink, one batch per digit (without BatchNorm it did: least on 1s)
         real_loss_by_digit = [disc(data.test_x[data.test_y == d]).mean().item() for d in range(10)]
         fake_loss = disc(gen(noise(len(data.test_x)))).mean().item()  # the raw generator's: the game's
         # why BatchNorm keeps the collapse away: a batch of one image repeated is reconstructed worse
