@@ -173,5 +173,8 @@ def test_gan_smoke(tmp_path, folder):
     assert QUALITY <= m["raw_generator"].keys() and m["raw_generator"]["fid"] != m["fid"]
     if folder == "BEGAN":
         assert (tmp_path / "convergence.png").is_file() and 0 <= m["k"] <= 1
-        losses = m["real_loss_by_digit"] + [m["fake_loss"], m["mixed_batch_loss"], m["copies_batch_loss"]]
-        assert len(m["real_loss_by_digit"]) == 10 and all(v > 0 for v in losses)
+        by_digit, one_digit = m["real_loss_by_digit"], m["one_digit_batch_loss"]
+        losses = by_digit + one_digit + [m["fake_loss"], m["mixed_batch_loss"], m["copies_batch_loss"]]
+        assert len(by_digit) == len(one_digit) == 10 and all(v > 0 for v in losses)
+        # the mixed batches' mean is a mean of the per-digit figures
+        assert min(by_digit) <= m["mixed_batch_loss"] <= max(by_digit)
