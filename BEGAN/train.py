@@ -10,6 +10,7 @@ stays, though the paper drops it:
                    each layer but the first, the code and the output
     generator      z (100) -> 2x2 transposed conv -> four stride-2 4x4 transposed convs, BatchNorm and
                    ELU between them; its pixels are clamped to [0, 1] only to be viewed and measured
+                   (`fake_pixels_clamped` in metrics.json: the share of pixels that the clamp changes)
 Why no sigmoid: L1's gradient keeps its size however small the error, so a sigmoid output is driven
 into saturation; the generator's went black within the first few hundred steps and stayed there.
 Why BatchNorm: without it the generator collapsed to thin 1s. L1 counts the pixels reconstructed
@@ -116,7 +117,7 @@ class Equilibrium(nn.Module):
 def main():
     p = fm.parser(__file__, "Train a boundary equilibrium GAN.", epochs=4, batch_size=16, lr=1e-4)
     p.add_argument("--z-dim", type=fm.positive_int, default=100, help="size of the noise vector")
-    p.add_argument("--gamma", type=fm.fraction, default=0.95, help="the diversity ratio E L(G(z)) / E L(x)")
+    p.add_argument("--gamma", type=fm.unit_interval, default=0.95, help="the diversity ratio E L(G(z)) / E L(x)")
     p.add_argument("--lambda-k", type=fm.positive_float, default=0.001, help="the learning rate of k")
     args = p.parse_args()
     run = fm.Run(args)
@@ -162,7 +163,6 @@ def main():
         fm.save_grid(images(gen_avg, fixed_z), run.out / "sample.png")
         quality = fm.generator_metrics(lambda n: images(gen_avg, noise(n)), data)
         quality["raw_generator"] = fm.generator_metrics(lambda n: images(gen, noise(n)), data)
-        fake_loss = disc(gen(noise(len(data.test_x)))).mean().item()  # the raw generator's: the game's
         # with BatchNorm an image's L depends on its batch: batches of different digits (as in training),
         # of one digit, and of one image repeated
         size = min(args.batch_size, int(data.test_y.bincount().min()))
@@ -171,6 +171,10 @@ def main():
             """L(x) of each image, in batches of `size` taken in order."""
             return torch.cat([disc(b) for b in x[: len(x) // size * size].split(size)])
 
+        fakes = gen(noise(len(data.test_x)))  # the raw generator's: the game's
+        fake_loss = batch_losses(fakes).mean().item()
+        # the share of pixels that the clamp changes: the autoencoder judges them unclamped
+        fake_pixels_clamped = ((fakes < 0) | (fakes > 1)).float().mean().item()
         real_losses = batch_losses(data.test_x)
         labels = data.test_y[: len(real_losses)]
         # whether the error follows ink (without BatchNorm it did: least on 1s)
@@ -185,6 +189,7 @@ def main():
         real_loss_by_digit=real_loss_by_digit,
         one_digit_batch_loss=one_digit_batch_loss,
         fake_loss=fake_loss,
+        fake_pixels_clamped=fake_pixels_clamped,
         mixed_batch_loss=real_losses.mean().item(),
         copies_batch_loss=copies_loss,
         **quality,

@@ -1,7 +1,7 @@
 """Everything in Fun with MNIST that is not a model: data, flags, the run loop, figures, metrics."""
 
 from .average import moving_average, settle_batchnorm
-from .cli import REPO_ROOT, fail, fraction, non_negative_int, parser, positive_float, positive_int
+from .cli import REPO_ROOT, fail, fraction, non_negative_int, parser, positive_float, positive_int, unit_interval
 from .data import Split, balanced_subset, flat_digits, load, pad_flat_digits, random_shift
 from .metrics import (
     accuracy,
@@ -43,5 +43,6 @@ __all__ = [
     "save_grid",
     "scatter_codes",
     "settle_batchnorm",
+    "unit_interval",
     "write_metrics",
 ]

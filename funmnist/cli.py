@@ -55,6 +55,7 @@ positive_int = checked(int, lambda v: v >= 1, "an integer >= 1")
 non_negative_int = checked(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = checked(float, lambda v: 0 < v < math.inf, "a positive number")
 fraction = checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+unit_interval = checked(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
 def default_data_root() -> Path:

@@ -176,5 +176,6 @@ def test_gan_smoke(tmp_path, folder):
         by_digit, one_digit = m["real_loss_by_digit"], m["one_digit_batch_loss"]
         losses = by_digit + one_digit + [m["fake_loss"], m["mixed_batch_loss"], m["copies_batch_loss"]]
         assert len(by_digit) == len(one_digit) == 10 and all(v > 0 for v in losses)
+        assert 0 <= m["fake_pixels_clamped"] <= 1
         # the mixed batches' mean is a mean of the per-digit figures
         assert min(by_digit) <= m["mixed_batch_loss"] <= max(by_digit)

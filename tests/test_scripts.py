@@ -1,11 +1,13 @@
 """Every script run as a user runs it: a smoke run makes its files; bad input stops in one line."""
 
+import argparse
 import json
 
 import pytest
 import torch
 from conftest import DATA_ROOT, SMALL, assert_one_line_error, run_script
 
+import funmnist as fm
 from funmnist.evaluator import Evaluator
 
 REQUIRED = {"model", "command", "epochs", "steps", "seconds", "device", "torch", "seed"}
@@ -53,6 +55,12 @@ def test_classification_smoke_and_exact_resume(tmp_path):
 )
 def test_bad_input_stops_with_one_line(flags, phrases):
     assert_one_line_error(run_script("Classification/train.py", *flags), 2, *phrases)
+
+
+def test_unit_interval_takes_both_ends():  # BEGAN's gamma may be 1, as in the paper
+    assert fm.unit_interval("0") == 0 and fm.unit_interval("1") == 1
+    with pytest.raises(argparse.ArgumentTypeError, match=r"expected a number in \[0, 1\], got 1.5"):
+        fm.unit_interval("1.5")
 
 
 def test_resume_without_a_checkpoint(tmp_path):
