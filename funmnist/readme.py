@@ -69,7 +69,7 @@ def generator_rows() -> list[str]:
     rows = []
     for name in GENERATORS:
         if m := load(f"{name}/samples/metrics.json"):
-            figures = [f"{m['fid']:.1f}", f"{m['fid'] / m['fid_real']:.1f}", f"{m['is']:.2f}", f"{m['confident']:.1%}"]
+            figures = [f"{m['fid']:.1f}", f"{m['fid'] / m['fid_real']:.1f}", f"{m['is']:.3f}", f"{m['confident']:.1%}"]
             others = []
             if "cond_acc" in m:
                 others.append(
@@ -80,7 +80,7 @@ def generator_rows() -> list[str]:
             if raw := m.get("raw_generator"):
                 raw_cond = f", `cond_acc` {raw['cond_acc']:.2%}" if "cond_acc" in raw else ""
                 others.append(
-                    f"from the moving average of G's weights; the raw G: `fid` {raw['fid']:.1f}, `is` {raw['is']:.2f},"
+                    f"from the moving average of G's weights; the raw G: `fid` {raw['fid']:.1f}, `is` {raw['is']:.3f},"
                     f" `confident` {raw['confident']:.1%}{raw_cond}"
                 )
             codes = "; ".join(others)
@@ -125,7 +125,7 @@ def transfer_rows() -> list[str]:
 def generated(m: dict) -> str:
     """The quality figures of a generator's samples."""
     return (
-        f"`fid` {m['fid']:.1f} (`fid_real` {m['fid_real']:.2f}), `is` {m['is']:.2f}, `confident` {m['confident']:.1%},"
+        f"`fid` {m['fid']:.1f} (`fid_real` {m['fid_real']:.2f}), `is` {m['is']:.3f}, `confident` {m['confident']:.1%},"
         f" `class_balance` {m['class_balance']:.3f}"
     )
 

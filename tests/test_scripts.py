@@ -113,10 +113,11 @@ def test_readme_results_come_from_the_metrics_files():
 def test_readme_generator_row_gives_cond_acc_and_the_raw_generator_together(monkeypatch):
     from funmnist import readme
 
-    quality = {"fid": 20.0, "fid_real": 4.0, "is": 9.5, "confident": 0.95, "class_balance": 1.0, "cond_acc": 0.98}
+    quality = {"fid": 20.0, "fid_real": 4.0, "is": 8.997, "confident": 0.95, "class_balance": 1.0, "cond_acc": 0.98}
     run = {"seconds": 60.0, "device_name": "cpu", "command": "python ACGAN/train.py", "evaluator_test_acc": 0.99}
     acgan = {**quality, **run, "raw_generator": {**quality, "fid": 30.0, "cond_acc": 0.97}}
     monkeypatch.setattr(readme, "load", lambda path: acgan if path.startswith("ACGAN/") else None)
     (row,) = readme.generator_rows()[5:]  # after the caption and the header
-    assert row.startswith("| ACGAN | 20.0 | 5.0 | 9.50 | 95.0% | 1.000 | `cond_acc` 98.00% (the evaluator")
-    assert "the raw G: `fid` 30.0, `is` 9.50, `confident` 95.0%, `cond_acc` 97.00% |" in row
+    # `is` to three decimals: 8.997 must not read as 9.00 against a bar of 9
+    assert row.startswith("| ACGAN | 20.0 | 5.0 | 8.997 | 95.0% | 1.000 | `cond_acc` 98.00% (the evaluator")
+    assert "the raw G: `fid` 30.0, `is` 8.997, `confident` 95.0%, `cond_acc` 97.00% |" in row
