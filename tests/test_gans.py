@@ -152,6 +152,14 @@ def test_began_networks_keep_batchnorm_and_have_no_squashed_outputs():
     assert BEGAN.Generator()(torch.randn(5, 100)).shape == (5, 1, 32, 32)
 
 
+def test_began_decoders_upsample_as_the_paper_does():
+    # nearest-neighbour upsampling and 3x3 convs, not stride-2 transposed convs: their checkerboard is what the
+    # autoencoder's own transposed convs reconstructed, so it cost the generator nothing
+    for net in (BEGAN.Discriminator(), BEGAN.Generator()):
+        assert not any(isinstance(m, torch.nn.ConvTranspose2d) and m.stride != (1, 1) for m in net.modules())
+        assert sum(isinstance(m, torch.nn.Upsample) for m in net.modules()) == 4
+
+
 def test_began_autoencoder_error_depends_on_the_rest_of_the_batch():
     # BatchNorm normalises by the batch's statistics, so the same image is judged differently beside copies
     # of itself than beside other images: what lets the autoencoder tell a collapsed batch
