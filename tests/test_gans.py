@@ -153,8 +153,8 @@ def test_began_networks_keep_batchnorm_and_have_no_squashed_outputs():
 
 
 def test_began_decoders_upsample_as_the_paper_does():
-    # nearest-neighbour upsampling and 3x3 convs, not stride-2 transposed convs: their checkerboard is what the
-    # autoencoder's own transposed convs reconstructed, so it cost the generator nothing
+    # nearest-neighbour upsampling and 3x3 convs, not stride-2 transposed convs: the generator's drew a speckled
+    # checkerboard that the autoencoder's own transposed convs could reconstruct
     for net in (BEGAN.Discriminator(), BEGAN.Generator()):
         assert not any(isinstance(m, torch.nn.ConvTranspose2d) and m.stride != (1, 1) for m in net.modules())
         assert sum(isinstance(m, torch.nn.Upsample) for m in net.modules()) == 4
