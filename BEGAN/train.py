@@ -61,8 +61,12 @@ def up(c_in, c_out):
     transposed conv draws a checkerboard that an autoencoder decoding with the same layers can reconstruct."""
     return [
         nn.Upsample(scale_factor=2),
-        *(nn.Conv2d(c_in, c_out, 3, 1, 1), nn.BatchNorm2d(c_out), nn.ELU()),
-        *(nn.Conv2d(c_out, c_out, 3, 1, 1), nn.BatchNorm2d(c_out), nn.ELU()),
+        nn.Conv2d(c_in, c_out, 3, 1, 1),
+        nn.BatchNorm2d(c_out),
+        nn.ELU(),
+        nn.Conv2d(c_out, c_out, 3, 1, 1),
+        nn.BatchNorm2d(c_out),
+        nn.ELU(),
     ]
 
 
