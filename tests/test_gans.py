@@ -137,6 +137,23 @@ def test_began_k_update_and_clamp():
     assert "k" in fast.state_dict()
 
 
+def test_began_backward_gives_each_player_its_own_gradient():
+    # one pass through the fakes serves both: D descends L(x) - k L(G(z)), G descends L(G(z))
+    torch.manual_seed(0)
+    disc, gen = torch.nn.Linear(3, 1), torch.nn.Linear(2, 3)
+    x, z, k = torch.randn(4, 3), torch.randn(4, 2), torch.tensor(0.3)
+
+    def losses():
+        return disc(x).abs().mean(), disc(gen(z)).abs().mean()
+
+    real_loss, fake_loss = losses()
+    want_d = torch.autograd.grad(real_loss - k * fake_loss, list(disc.parameters()), retain_graph=True)
+    want_g = torch.autograd.grad(fake_loss, list(gen.parameters()))
+    BEGAN.backward(*losses(), k, disc)
+    for p, want in zip([*disc.parameters(), *gen.parameters()], [*want_d, *want_g], strict=True):
+        assert torch.allclose(p.grad, want)
+
+
 def test_began_discriminator_is_an_l1_autoencoder():
     disc = BEGAN.Discriminator()
     x = torch.rand(3, 1, 32, 32)
