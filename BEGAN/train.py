@@ -62,6 +62,26 @@ import torch.nn as nn
 import funmnist as fm
 
 
+class ELU(nn.ELU):
+    """nn.ELU computed through exp: torch's CPU kernel goes through expm1, which this build does not
+    vectorise (17 times as slow as exp); ELU was a sixth of a step, and this makes a step 1.12 times as fast."""
+
+    class Function(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            y = torch.where(x > 0, x, x.clamp(max=0).exp_().sub_(1))
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, grad):
+            (y,) = ctx.saved_tensors
+            return grad * (y.clamp(max=0) + 1)  # 1 above 0; below, exp(x) = y + 1
+
+    def forward(self, x):
+        return self.Function.apply(x)
+
+
 def up(c_in, c_out):
     """Double the resolution as the paper does, nearest-neighbour upsampling then two 3x3 convs: a stride-2
     transposed conv draws a checkerboard that an autoencoder decoding with the same layers can reconstruct."""
@@ -69,10 +89,10 @@ def up(c_in, c_out):
         nn.Upsample(scale_factor=2),
         nn.Conv2d(c_in, c_out, 3, 1, 1),
         nn.BatchNorm2d(c_out),
-        nn.ELU(),
+        ELU(),
         nn.Conv2d(c_out, c_out, 3, 1, 1),
         nn.BatchNorm2d(c_out),
-        nn.ELU(),
+        ELU(),
     ]
 
 
@@ -81,18 +101,18 @@ class Discriminator(nn.Module):
         super().__init__()
 
         def down(c_in, c_out):
-            return [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ELU()]
+            return [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), ELU()]
 
         self.net = nn.Sequential(
             nn.Conv2d(1, w, 4, 2, 1),  # no BatchNorm on the pixels, as in DCGAN
-            nn.ELU(),
+            ELU(),
             *down(w, 2 * w),
             *down(2 * w, 4 * w),
             *down(4 * w, 8 * w),
             nn.Conv2d(8 * w, h_dim, 2),
             nn.ConvTranspose2d(h_dim, 8 * w, 2),
             nn.BatchNorm2d(8 * w),
-            nn.ELU(),
+            ELU(),
             *up(8 * w, 4 * w),
             *up(4 * w, 2 * w),
             *up(2 * w, w),
@@ -111,7 +131,7 @@ class Generator(nn.Module):
         self.net = nn.Sequential(
             nn.ConvTranspose2d(z_dim, 8 * w, 2),
             nn.BatchNorm2d(8 * w),
-            nn.ELU(),
+            ELU(),
             *up(8 * w, 4 * w),
             *up(4 * w, 2 * w),
             *up(2 * w, w),
@@ -149,7 +169,7 @@ def backward(real_loss, fake_loss, k, disc):
 
 
 def main():
-    p = fm.parser(__file__, "Train a boundary equilibrium GAN.", epochs=3, batch_size=16, lr=1e-4)
+    p = fm.parser(__file__, "Train a boundary equilibrium GAN.", epochs=4, batch_size=16, lr=1e-4)
     p.add_argument("--z-dim", type=fm.positive_int, default=100, help="size of the noise vector")
     p.add_argument("--gamma", type=fm.unit_interval, default=1.0, help="the diversity ratio E L(G(z)) / E L(x)")
     p.add_argument("--lambda-k", type=fm.positive_float, default=0.001, help="the learning rate of k")

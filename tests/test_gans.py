@@ -165,8 +165,16 @@ def test_began_networks_keep_batchnorm_and_have_no_squashed_outputs():
     # without BatchNorm the generator collapsed to thin 1s, the digit the autoencoder's L1 error is least on
     for net in (BEGAN.Discriminator(), BEGAN.Generator()):
         kinds = {type(m) for m in net.modules()}
-        assert {torch.nn.ELU, torch.nn.BatchNorm2d} <= kinds and torch.nn.Sigmoid not in kinds
+        assert {BEGAN.ELU, torch.nn.BatchNorm2d} <= kinds and torch.nn.Sigmoid not in kinds
     assert BEGAN.Generator()(torch.randn(5, 100)).shape == (5, 1, 32, 32)
+
+
+def test_began_elu_is_torchs_in_value_and_gradient():
+    x = torch.linspace(-30, 30, 601, dtype=torch.float64, requires_grad=True)
+    ours = BEGAN.ELU()(x)
+    (grad,) = torch.autograd.grad(ours.sum(), x)
+    (want,) = torch.autograd.grad(torch.nn.functional.elu(x).sum(), x)
+    assert torch.allclose(ours, torch.nn.functional.elu(x)) and torch.allclose(grad, want)
 
 
 def test_began_decoders_upsample_as_the_paper_does():
