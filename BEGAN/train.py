@@ -71,7 +71,7 @@ class ELU(nn.ELU):
     class Function(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x):
-            y = torch.where(x > 0, x, x.clamp(max=0).exp_().sub_(1))
+            y = torch.where(x > 0, x, x.clamp(max=0).exp_().sub_(1))  # clamped: exp of a large x overflows
             ctx.save_for_backward(y)
             return y
 
