@@ -97,6 +97,14 @@ def test_wgan_gp_critic_has_no_batchnorm():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in WGAN_GP.Critic().modules())
 
 
+@pytest.mark.parametrize("n_critic", [1, 4])
+def test_wgan_gp_generator_steps_once_per_n_critic_steps(tmp_path, n_critic):
+    result = run_script("WGAN-GP/train.py", *SMALL, "--n-critic", n_critic, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    losses = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["losses"]
+    assert len(losses["wasserstein"][0]) == 16 and len(losses["g"][0]) == 16 // n_critic
+
+
 def test_lsgan_losses_on_known_scores():
     real, fake = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
     # D: 1/2 mean((real - 1)^2) + 1/2 mean((fake - 0)^2) = 1/2 * 1/2 + 1/2 * 2
