@@ -44,14 +44,13 @@ to a few shapes within 3,000 steps. lambda_k = 0.001: k rises through training w
 7.81; on the transposed convs, 3e-4 with batches of 64 gave one image for every z within 2,400
 steps), betas (0.5, 0.999). Batches of 16, the paper's: with the transposed convs, 6 epochs of
 batches of 64 (5,622 steps) gave `is` 3.80 against 5.03 for 4 epochs of 16 in about the same time,
-but at gamma 0.75 batches of 16 gave 2.93 (64: 3.31). (The batch's figures came from the transposed
-convs.) Both players step together from one forward pass (`backward`), as the paper
-writes the two losses for one step and as the widely used TensorFlow implementation
-(carpedm20/BEGAN-tensorflow) trains: one pass of the autoencoder fewer per step than updating the
-discriminator first and then scoring the fakes again for the generator, 18 steps/s against 12.5, so
-3 epochs (11,250 steps) fit where 2 did; `is` 7.35 against 6.72 (gamma 0.95). 4 epochs (15,000
-steps): a fourth epoch reached `is` 8.20 against 7.77 for 3 (gamma 1), and computing ELU through exp
-(`ELU`) makes the time for it.
+but at gamma 0.75 batches of 16 gave 2.93 (64: 3.31). Both players step together from one forward
+pass (`backward`), as the paper writes the two losses for one step and as the widely used TensorFlow
+implementation (carpedm20/BEGAN-tensorflow) trains: one pass of the autoencoder fewer per step than
+updating the discriminator first and then scoring the fakes again for the generator, 18 steps/s
+against 12.5, so 3 epochs (11,250 steps) fit where 2 did; `is` 7.35 against 6.72 (gamma 0.95). 4
+epochs (15,000 steps): a fourth epoch reached `is` 8.20 against 7.77 for 3 (gamma 1), and computing
+ELU through exp (`ELU`) makes the time for it.
 
 Samples and figures come from an exponential moving average of the generator's weights (decay
 0.999, `fm.moving_average`), with BatchNorm statistics recomputed for the averaged weights
