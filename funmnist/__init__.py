@@ -1,25 +1,42 @@
 """Everything in Fun with MNIST that is not a model: data, flags, the run loop, figures, metrics."""
 
 from .average import moving_average, settle_batchnorm
-from .cli import REPO_ROOT, fail, fraction, non_negative_int, parser, positive_float, positive_int, unit_interval
-from .data import Split, balanced_subset, flat_digits, load, pad_flat_digits, random_shift
+from .cli import (
+    REPO_ROOT,
+    fail,
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    parser,
+    positive_float,
+    positive_int,
+    unit_interval,
+)
+from .data import USPS_FRAMINGS, Split, balanced_subset, flat_digits, load, load_usps, pad_flat_digits, random_shift
 from .metrics import (
     accuracy,
+    adaptation_metrics,
     code_acc,
     conditional_metrics,
     evaluating,
     generator_metrics,
     knn_accuracy,
     recon_mse,
+    train_classifier,
+    translate,
+    translation_metrics,
+    unpaired_translation_metrics,
 )
 from .plots import plot_curves, save_gif, save_grid, scatter_codes
 from .run import Run, write_metrics
 
 __all__ = [
     "REPO_ROOT",
+    "USPS_FRAMINGS",
     "Run",
     "Split",
     "accuracy",
+    "adaptation_metrics",
     "balanced_subset",
     "code_acc",
     "conditional_metrics",
@@ -30,7 +47,9 @@ __all__ = [
     "generator_metrics",
     "knn_accuracy",
     "load",
+    "load_usps",
     "moving_average",
+    "non_negative_float",
     "non_negative_int",
     "pad_flat_digits",
     "parser",
@@ -43,6 +62,10 @@ __all__ = [
     "save_grid",
     "scatter_codes",
     "settle_batchnorm",
+    "train_classifier",
+    "translate",
+    "translation_metrics",
     "unit_interval",
+    "unpaired_translation_metrics",
     "write_metrics",
 ]

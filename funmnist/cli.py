@@ -54,6 +54,7 @@ def checked(convert, accept, expected: str):
 positive_int = checked(int, lambda v: v >= 1, "an integer >= 1")
 non_negative_int = checked(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = checked(float, lambda v: 0 < v < math.inf, "a positive number")
+non_negative_float = checked(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 fraction = checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 unit_interval = checked(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 

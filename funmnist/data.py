@@ -1,10 +1,11 @@
-"""MNIST and Fashion-MNIST as whole tensors on the device, padded to 32x32, pixels in [0, 1]."""
+"""MNIST, Fashion-MNIST and USPS as whole tensors on the device, 32x32, pixels in [0, 1]."""
 
 from __future__ import annotations
 
 import gzip
 import socket
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
+import torchvision.datasets.utils as tvutils
 
 from .cli import fail
 
@@ -135,21 +137,26 @@ def pad_flat_digits(flat: torch.Tensor) -> torch.Tensor:
     return F.pad(flat.view(-1, 1, 28, 28), (2, 2, 2, 2))
 
 
+def download(name: str, missing: Path, fetch: Callable[[], object]) -> None:
+    """fetch() a data set that lacks the file `missing`; any network or disk failure ends in one line."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)
+    try:
+        fetch()
+    except Exception as e:
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        fail(f"{missing} is missing and downloading {name} failed ({reason})")
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
 def load(name: str, root: Path, device: torch.device, limit: int | None = None) -> Split:
     """Read (or, when absent and the network is there, download) a data set under `root/name/raw/`."""
     if not root.is_dir():
         fail(f"data folder {root} does not exist (set --data-root or FUNMNIST_DATA)")
     cls = DATASETS[name]
     if missing := missing_files(cls, root):
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(30)
-        try:
-            cls(str(root), train=True, download=True)
-        except Exception as e:  # any network or disk failure ends the same way: one line
-            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            fail(f"{missing[0]} is missing and downloading {name} failed ({reason})")
-        finally:
-            socket.setdefaulttimeout(previous)
+        download(name, missing[0], lambda: cls(str(root), train=True, download=True))
     train, test = cls(str(root), train=True), cls(str(root), train=False)
     n = limit or len(train.data)
     return Split(
@@ -157,6 +164,58 @@ def load(name: str, root: Path, device: torch.device, limit: int | None = None) 
         train.targets[:n].to(device),
         pad_to_32(test.data).to(device),
         test.targets.to(device),
+    )
+
+
+USPS_COUNTS = {"train": 7291, "test": 2007}
+USPS_FRAMINGS = ("full", "mnist")
+
+
+def usps_images(images: torch.Tensor, framing: str) -> torch.Tensor:
+    """uint8 (N, 16, 16) -> float (N, 1, 32, 32) in [0, 1], framed as `framing` says.
+
+    `full` resizes 16 -> 32, so that the digit fills the frame as in the domain-adaptation literature;
+    `mnist` resizes 16 -> 20 and pads to 32: MNIST's own 20-pixel box inside a 28x28 field, padded.
+    """
+    x = images.unsqueeze(1).float().div_(255)
+    if framing == "full":
+        return F.interpolate(x, size=32, mode="bilinear", align_corners=False).clamp_(0, 1)
+    return F.pad(F.interpolate(x, size=20, mode="bilinear", align_corners=False).clamp_(0, 1), (6, 6, 6, 6))
+
+
+def read_usps(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One USPS split through torchvision's reader (no md5 check), with every count and label checked."""
+    split = "train" if train else "test"
+    path = root / torchvision.datasets.USPS.split_list[split][1]
+    try:
+        dataset = torchvision.datasets.USPS(str(root), train=train)
+    except (OSError, EOFError, ValueError, UnicodeDecodeError, IndexError) as e:
+        fail(f"{path}: cannot be read as USPS ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+    images, labels = torch.from_numpy(dataset.data), torch.tensor(dataset.targets, dtype=torch.int64)
+    if len(images) != USPS_COUNTS[split]:
+        fail(f"{path}: holds {len(images)} digits, expected {USPS_COUNTS[split]}")
+    if labels.min() < 0 or labels.max() > 9:
+        fail(
+            f"{path}: label {labels.max().item() + 1 if labels.max() > 9 else labels.min().item() + 1} is outside 1..10"
+        )
+    return images, labels
+
+
+def load_usps(root: Path, device: torch.device, framing: str = "full", limit: int | None = None) -> Split:
+    """USPS (7,291 training, 2,007 test digits) from `root/USPS/`, downloaded there when absent and online."""
+    if not root.is_dir():
+        fail(f"data folder {root} does not exist (set --data-root or FUNMNIST_DATA)")
+    folder = root / "USPS"
+    for url, filename, md5 in torchvision.datasets.USPS.split_list.values():
+        if not (folder / filename).is_file():
+            download("USPS", folder / filename, lambda: tvutils.download_url(url, str(folder), filename, md5=md5))  # noqa: B023
+    (train_x, train_y), (test_x, test_y) = read_usps(folder, True), read_usps(folder, False)
+    n = limit or len(train_x)
+    return Split(
+        usps_images(train_x[:n], framing).to(device),
+        train_y[:n].to(device),
+        usps_images(test_x, framing).to(device),
+        test_y.to(device),
     )
 
 

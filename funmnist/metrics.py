@@ -191,3 +191,98 @@ def code_acc(codes: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
     np.add.at(counts, (codes, labels), 1)
     rows, cols = linear_sum_assignment(counts, maximize=True)
     return float(counts[rows, cols].sum() / len(labels))
+
+
+@torch.no_grad()
+def translate(net: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int = 500):
+    """net(images) in batches (call it under `evaluating`)."""
+    return torch.cat([net(images[i : i + batch_size]).float() for i in range(0, len(images), batch_size)])
+
+
+def translation_metrics(translated: torch.Tensor, labels: torch.Tensor, mnist: Split) -> dict:
+    """Figures of images translated into the MNIST domain whose digits are `labels`.
+
+    translation_acc (the evaluator's accuracy on them), fid against the MNIST test set beside
+    fid_real (as many real training digits against the same test set: the floor at that count),
+    and evaluator_test_acc, the evaluator on real test digits: the ceiling.
+    """
+    features, probs = evaluator_outputs(translated)
+    test_features, real_features = reference_features(mnist, len(translated))
+    ceiling = _real_figure(
+        mnist, "evaluator_test_acc", lambda: accuracy(load_evaluator(mnist.test_x.device), mnist.test_x, mnist.test_y)
+    )
+    return {
+        "translation_acc": cond_acc(probs, labels.cpu().numpy()),
+        "fid": frechet_distance(features, test_features),
+        "fid_real": frechet_distance(real_features, test_features),
+        "evaluator_test_acc": ceiling,
+    }
+
+
+def unpaired_translation_metrics(
+    to_mnist: Callable[[torch.Tensor], torch.Tensor],
+    to_other: Callable[[torch.Tensor], torch.Tensor],
+    other: Split,
+    mnist: Split,
+) -> dict:
+    """An unpaired translator's figures (CONVENTIONS.md): `to_mnist` maps the other domain to MNIST, `to_other` back.
+
+    translation_acc and fid of to_mnist(other test set); source_acc, the evaluator on the untranslated
+    other test set (the baseline); cycle_acc, the evaluator on to_mnist(to_other(MNIST test set)).
+    Call it under `evaluating`.
+    """
+    evaluator = load_evaluator(mnist.test_x.device)
+    cycled = translate(to_mnist, translate(to_other, mnist.test_x))
+    return {
+        **translation_metrics(translate(to_mnist, other.test_x), other.test_y, mnist),
+        "source_acc": accuracy(evaluator, other.test_x, other.test_y),
+        "cycle_acc": accuracy(evaluator, cycled, mnist.test_y),
+    }
+
+
+def digit_classifier() -> torch.nn.Module:
+    """A small CNN (32x32 -> 16 -> 8, 16 and 32 channels, 128 hidden units) for the adaptation figures."""
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 8 * 8, 128), nn.ReLU(), nn.Linear(128, 10),
+    )  # fmt: skip
+
+
+def train_classifier(
+    images: torch.Tensor, labels: torch.Tensor, epochs: int = 1, batch_size: int = 128, seed: int = 0
+) -> torch.nn.Module:
+    """`digit_classifier` trained on images and labels (Adam 1e-3, cross-entropy), returned in eval mode.
+
+    Its own seed, inside a forked random state: the caller's random streams are left as they were,
+    and the same inputs give the same classifier in every script.
+    """
+    device = images.device
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.enable_grad():  # callers measure under no_grad
+        torch.manual_seed(seed)
+        net = digit_classifier().to(device, memory_format=torch.channels_last)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        for _ in range(epochs):
+            order = torch.randperm(len(images), device=device)
+            for i in range(0, len(images) - batch_size + 1, batch_size):
+                picked = order[i : i + batch_size]
+                loss = torch.nn.functional.cross_entropy(net(images[picked]), labels[picked])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    return net.eval()
+
+
+def adaptation_metrics(adapted: torch.Tensor, source: Split, target: Split, seed: int = 0) -> dict:
+    """adapted_acc: a `digit_classifier` trained on `adapted` (the source training images carried into
+    the target domain) with the source labels, read on the target test set; source_classifier_acc:
+    the same classifier trained on the untranslated source images, read there too. No target label
+    is used but the test set's, to score.
+    """
+    trained_on = {"adapted_acc": adapted, "source_classifier_acc": source.train_x}
+    return {
+        key: accuracy(train_classifier(images, source.train_y, seed=seed), target.test_x, target.test_y)
+        for key, images in trained_on.items()
+    }

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from .cli import command_line, fail, pick_device, prepare_out, seed_everything
-from .data import Split, epoch_permutation, load
+from .data import Split, epoch_permutation, load, load_usps
 from .plots import plot_curves, save_gif, save_grid
 
 GIF_FRAMES = 24  # CONVENTIONS.md asks for at least 20, spread over the run
@@ -82,11 +82,20 @@ class Run:
                 stale.unlink()
 
     # ---- data and schedule -------------------------------------------------------------
-    def load_data(self, name: str = "MNIST") -> Split:
-        data = load(name, self.args.data_root, self.device, self.args.limit)
-        self.n_train = len(data.train_x)
-        if self.n_train < self.args.batch_size:
-            fail(f"argument --batch-size: {self.args.batch_size} is more than the {self.n_train} training images")
+    def load_data(self, name: str = "MNIST", *, epoch: bool = True, framing: str = "full") -> Split:
+        """A data set on the run's device (`framing`: USPS's, see `load_usps`).
+
+        `epoch`: an epoch is a pass over this set's training images, which `batches` then indexes;
+        a script of two domains loads the other with epoch=False.
+        """
+        if name == "USPS":
+            data = load_usps(self.args.data_root, self.device, framing, self.args.limit)
+        else:
+            data = load(name, self.args.data_root, self.device, self.args.limit)
+        if epoch:
+            self.n_train = len(data.train_x)
+            if self.n_train < self.args.batch_size:
+                fail(f"argument --batch-size: {self.args.batch_size} is more than the {self.n_train} training images")
         return data
 
     @property

@@ -1,0 +1,194 @@
+"""UNIT (Liu, Breuel and Kautz 2017): unsupervised translation between USPS and MNIST through a shared
+latent space. Page: UNIT/README.md
+
+    python UNIT/train.py        # -> UNIT/samples/
+
+Two VAE-GANs, one per domain (U: USPS, M: MNIST), whose encoders E_U, E_M share their last layer and
+whose generators G_U, G_M share their first, so that a code z means the same digit in both: USPS ->
+MNIST is G_M(E_U(x)). USPS's labels are never read in training (only the test figures read them).
+
+Networks (width w = 16; the same Parameter objects where shared):
+    encoder        3x3 conv w, two stride-2 4x4 convs (2w, 4w; 32x32 -> 16 -> 8), a residual block of
+                   its own, then the shared residual block: the code's mean mu (4w x 8 x 8)
+    generator      the shared residual block, one of its own, two stride-2 4x4 transposed convs back
+                   to 32x32, a 3x3 conv to the pixels, sigmoid; InstanceNorm and ReLU throughout
+    discriminator  one per domain, CycleGAN's PatchGAN (three stride-2 4x4 convs, a 4x4 map of logits)
+The code is z = mu + e, e ~ N(0, I): a Gaussian of unit variance, as in the official code.
+
+Objective, for x in U (and likewise for y in M), least-squares GAN as the official code:
+    VAE            lambda_1 KL(q(z|x) || N(0, I)) + lambda_2 |G_U(z) - x|_1,   KL per unit = mu^2 / 2
+    GAN            lambda_0 (D_M(G_M(z)) - 1)^2                 (D_M: (D_M(y) - 1)^2 + D_M(G_M(z))^2)
+    cycle          lambda_3 KL(q(z'|G_M(z))) + lambda_4 |G_U(z') - x|_1,      z' ~ E_M(G_M(z)) + e
+with the paper's weights divided by 10 (the official code's): lambda_0 = 1 (GAN), lambda_1 = lambda_3
+= 0.01 (KL), lambda_2 = lambda_4 = 10 (reconstruction and cycle). Losses are means over pixels and
+latent units. Adam 1e-4, betas (0.5, 0.999), for all networks (the official code's; the paper's
+betas), constant for the first half of the run, then linearly to zero. Translations use the mean:
+G_M(mu_U(x)).
+"""
+
+import torch
+import torch.nn as nn
+
+import funmnist as fm
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c, 3, padding=1), nn.InstanceNorm2d(c), nn.ReLU(),
+            nn.Conv2d(c, c, 3, padding=1), nn.InstanceNorm2d(c),
+        )  # fmt: skip
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def conv(c_in, c_out, *shape):
+    return [nn.Conv2d(c_in, c_out, *shape), nn.InstanceNorm2d(c_out), nn.ReLU()]
+
+
+def up(c_in, c_out):
+    return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.InstanceNorm2d(c_out), nn.ReLU()]
+
+
+class Encoder(nn.Module):
+    def __init__(self, shared: nn.Module, w=16):
+        super().__init__()
+        self.net = nn.Sequential(
+            *conv(1, w, 3, 1, 1), *conv(w, 2 * w, 4, 2, 1), *conv(2 * w, 4 * w, 4, 2, 1), ResidualBlock(4 * w), shared
+        )
+
+    def forward(self, x):
+        return self.net(x)  # the code's mean
+
+
+class Generator(nn.Module):
+    def __init__(self, shared: nn.Module, w=16):
+        super().__init__()
+        self.net = nn.Sequential(
+            shared, ResidualBlock(4 * w), *up(4 * w, 2 * w), *up(2 * w, w), nn.Conv2d(w, 1, 3, 1, 1), nn.Sigmoid()
+        )
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, w=16):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.InstanceNorm2d(2 * w), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * w, 4 * w, 4, 2, 1), nn.InstanceNorm2d(4 * w), nn.LeakyReLU(0.2),
+            nn.Conv2d(4 * w, 1, 3, 1, 1),
+        )  # fmt: skip
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def kl_loss(mu):
+    """KL(N(mu, I) || N(0, I)) per latent unit, mean over the batch: mean of mu^2 / 2."""
+    return 0.5 * mu.pow(2).mean()
+
+
+def lsgan_loss(logits, target: float):
+    """Mean of (D(x) - target)^2 over every patch of every image."""
+    return (logits - target).pow(2).mean()
+
+
+def l1(a, b):
+    return (a - b).abs().mean()
+
+
+def main():
+    p = fm.parser(__file__, "Train UNIT between USPS and MNIST.", epochs=8, batch_size=32, lr=1e-4)
+    p.add_argument("--usps-framing", choices=fm.USPS_FRAMINGS, default="full", help="how USPS fills the 32x32 frame")
+    p.add_argument("--width", type=fm.positive_int, default=16, help="channels of the first layer (the paper: 64)")
+    p.add_argument("--gan-weight", type=fm.positive_float, default=1.0, help="lambda_0 (the paper: 10)")
+    p.add_argument("--kl-weight", type=fm.positive_float, default=0.01, help="lambda_1 and lambda_3 (the paper: 0.1)")
+    p.add_argument(
+        "--recon-weight", type=fm.positive_float, default=10.0, help="lambda_2 and lambda_4 (the paper: 100)"
+    )
+    args = p.parse_args()
+    run = fm.Run(args)
+    mnist = run.load_data("MNIST", epoch=False)
+    usps = run.load_data("USPS", framing=args.usps_framing)  # an epoch is a pass over USPS's training digits
+    w = args.width
+    shared_enc, shared_gen = ResidualBlock(4 * w), ResidualBlock(4 * w)
+    enc_u, enc_m = run.to_device(Encoder(shared_enc, w)), run.to_device(Encoder(shared_enc, w))
+    gen_u, gen_m = run.to_device(Generator(shared_gen, w)), run.to_device(Generator(shared_gen, w))
+    d_u, d_m = run.to_device(Discriminator(w)), run.to_device(Discriminator(w))
+    vae = nn.ModuleList([enc_u, enc_m, gen_u, gen_m])  # .parameters() lists each shared Parameter once
+    opt_g = torch.optim.Adam(vae.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam([*d_u.parameters(), *d_m.parameters()], lr=args.lr, betas=(0.5, 0.999))
+    half = max(run.total_steps // 2, 1)
+    decay = [
+        torch.optim.lr_scheduler.LambdaLR(o, lambda s: min(1.0, (run.total_steps - s) / half)) for o in (opt_g, opt_d)
+    ]
+    run.track(vae=vae, d_u=d_u, d_m=d_m, opt_g=opt_g, opt_d=opt_d, sched_g=decay[0], sched_d=decay[1])
+
+    def to_mnist(x):
+        return gen_m(enc_u(x))
+
+    def to_usps(y):
+        return gen_u(enc_m(y))
+
+    fixed_u, fixed_m = usps.test_x[:16], mnist.test_x[:16]
+    fm.save_grid(torch.cat([usps.train_x[:32], mnist.train_x[:32]]), run.out / "real.png")
+
+    def translation_grid():
+        """Rows of 8: USPS digits over their MNIST-style translations, then MNIST digits over their USPS-style ones."""
+        rows = []
+        for x, net in ((fixed_u, to_mnist), (fixed_m, to_usps)):
+            y = net(x)
+            for i in (0, 8):
+                rows += [x[i : i + 8], y[i : i + 8]]
+        return torch.cat(rows)
+
+    def sample(mu):
+        return mu + torch.randn_like(mu)
+
+    for x in run.batches(usps.train_x):
+        y = mnist.train_x[torch.randint(len(mnist.train_x), (len(x),), device=run.device)]
+        mu_u, mu_m = enc_u(x), enc_m(y)
+        z_u, z_m = sample(mu_u), sample(mu_m)
+        recon = l1(gen_u(z_u), x) + l1(gen_m(z_m), y)
+        kl = kl_loss(mu_u) + kl_loss(mu_m)
+        fake_m, fake_u = gen_m(z_u), gen_u(z_m)  # translations
+        gan = lsgan_loss(d_m(fake_m), 1) + lsgan_loss(d_u(fake_u), 1)
+        mu_back_u, mu_back_m = enc_m(fake_m), enc_u(fake_u)  # the translations' codes
+        cycle = l1(gen_u(sample(mu_back_u)), x) + l1(gen_m(sample(mu_back_m)), y)
+        cycle_kl = kl_loss(mu_back_u) + kl_loss(mu_back_m)
+        g_loss = args.gan_weight * gan + args.kl_weight * (kl + cycle_kl) + args.recon_weight * (recon + cycle)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+
+        d_loss = lsgan_loss(d_m(y), 1) + lsgan_loss(d_m(fake_m.detach()), 0)
+        d_loss = d_loss + lsgan_loss(d_u(x), 1) + lsgan_loss(d_u(fake_u.detach()), 0)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        for sched in decay:
+            sched.step()
+        run.log(d=d_loss, gan=gan, recon=recon, cycle=cycle, kl=kl)
+        if run.frame_due:
+            with fm.evaluating(vae):
+                run.save_frame(translation_grid())
+
+    with fm.evaluating(vae):
+        fm.save_grid(translation_grid(), run.out / "translation.png")
+        cycles = [
+            torch.cat([x[:8], a(x[:8]), b(a(x[:8]))])
+            for x, a, b in ((fixed_u, to_mnist, to_usps), (fixed_m, to_usps, to_mnist))
+        ]
+        fm.save_grid(torch.cat(cycles), run.out / "cycle.png")
+        figures = fm.unpaired_translation_metrics(to_mnist, to_usps, usps, mnist)
+        figures |= fm.adaptation_metrics(fm.translate(to_usps, mnist.train_x), mnist, usps, seed=args.seed)
+    run.finish(**figures, usps_framing=args.usps_framing)
+
+
+if __name__ == "__main__":
+    main()
