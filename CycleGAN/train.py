@@ -6,8 +6,8 @@ Two generators, G: USPS -> MNIST and F: MNIST -> USPS, and two discriminators, D
 D_U on USPS. No digit is ever paired with its translation, and USPS's labels are never read in
 training (only the test figures read them).
 
-Networks, the paper's shapes sized for 32x32 and a CPU (width w = 32, the paper's 64):
-    generator      3x3 conv w, two stride-2 4x4 convs (2w, 4w; 32x32 -> 16 -> 8), --res-blocks
+Networks, the paper's shapes sized for 32x32 and a CPU (widths --width 16 and --d-width 64; the paper: 64):
+    generator      3x3 conv w, two stride-2 4x4 convs (2w, 4w; 32x32 -> 16 -> 8), --res-blocks 3
                    residual blocks at 8x8 (the paper: 6 or 9), two stride-2 4x4 transposed convs
                    back to 32x32, a 3x3 conv to the pixels, sigmoid; InstanceNorm and ReLU between
     discriminator  a PatchGAN: three stride-2 4x4 convs (w, 2w, 4w; LeakyReLU 0.2, InstanceNorm
@@ -21,6 +21,9 @@ Objective (least-squares GAN, as the paper's; x a USPS digit, y an MNIST digit):
 and D_U likewise. The discriminators see fakes from a replay buffer of the last 50 (--buffer): each
 fake replaces a random stored one half of the time, which is then shown instead. Adam 2e-4,
 betas (0.5, 0.999), constant for the first half of the run, then linearly to zero (the paper's).
+G and F translate and are measured as exponential moving averages of their weights (decay 0.999,
+`fm.moving_average`), as the GANs here sample theirs; `metrics.json` gives the raw pair's figures
+under `raw_generators`, and `process.gif` shows the raw pair as it trains.
 
 `--semantic` adds CyCADA's semantic consistency (Hoffman et al. 2018): a small classifier f, trained
 first on MNIST's labels only, holds each translation to the class it reads in the input:
@@ -125,22 +128,31 @@ def cycle_loss(x, reconstructed):
 
 
 def main():
-    p = fm.parser(__file__, "Train a CycleGAN between USPS and MNIST.", epochs=8, batch_size=32, lr=2e-4)
+    p = fm.parser(
+        __file__,
+        "Train a CycleGAN between USPS and MNIST.",
+        epochs=12,
+        batch_size=32,
+        lr=2e-4,
+        subfolder=lambda args: "semantic" if args.semantic else "",
+    )
     p.add_argument("--usps-framing", choices=fm.USPS_FRAMINGS, default="full", help="how USPS fills the 32x32 frame")
-    p.add_argument("--width", type=fm.positive_int, default=32, help="channels of the first layer (the paper: 64)")
+    p.add_argument(
+        "--width", type=fm.positive_int, default=16, help="channels of the generators' first layer (the paper: 64)"
+    )
+    p.add_argument("--d-width", type=fm.positive_int, default=64, help="channels of the discriminators' first layer")
     p.add_argument("--res-blocks", type=fm.positive_int, default=3, help="residual blocks (the paper: 6 or 9)")
     p.add_argument("--cycle-weight", type=fm.positive_float, default=10.0, help="lambda_cyc (the paper: 10)")
     p.add_argument("--identity-weight", type=fm.non_negative_float, default=0.0, help="lambda_id (the paper: 0 or 5)")
     p.add_argument("--buffer", type=fm.non_negative_int, default=50, help="fakes in the replay buffer, 0 for none")
     p.add_argument("--semantic", action="store_true", help="add CyCADA's semantic-consistency loss")
     p.add_argument("--semantic-weight", type=fm.positive_float, default=1.0, help="lambda_sem, with --semantic")
-    p.subfolder = lambda args: "semantic" if args.semantic else ""
     args = p.parse_args()
     run = fm.Run(args)
     mnist = run.load_data("MNIST", epoch=False)
     usps = run.load_data("USPS", framing=args.usps_framing)  # an epoch is a pass over USPS's training digits
     g, f = run.to_device(Generator(args.width, args.res_blocks)), run.to_device(Generator(args.width, args.res_blocks))
-    d_m, d_u = run.to_device(Discriminator(args.width)), run.to_device(Discriminator(args.width))
+    d_m, d_u = run.to_device(Discriminator(args.d_width)), run.to_device(Discriminator(args.d_width))
     opt_g = torch.optim.Adam([*g.parameters(), *f.parameters()], lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam([*d_m.parameters(), *d_u.parameters()], lr=args.lr, betas=(0.5, 0.999))
     half = max(run.total_steps // 2, 1)
@@ -148,7 +160,9 @@ def main():
         torch.optim.lr_scheduler.LambdaLR(o, lambda s: min(1.0, (run.total_steps - s) / half)) for o in (opt_g, opt_d)
     ]
     buffer_m, buffer_u = ReplayBuffer(args.buffer), ReplayBuffer(args.buffer)
-    tracked = dict(g=g, f=f, d_m=d_m, d_u=d_u, opt_g=opt_g, opt_d=opt_d, sched_g=decay[0], sched_d=decay[1])
+    g_avg, f_avg = fm.moving_average(g), fm.moving_average(f)  # what translates and is measured at the end
+    tracked = dict(g=g, f=f, g_avg=g_avg, f_avg=f_avg, d_m=d_m, d_u=d_u, opt_g=opt_g, opt_d=opt_d)
+    tracked |= dict(sched_g=decay[0], sched_d=decay[1])
     if args.semantic:
         classifier = fm.train_classifier(mnist.train_x, mnist.train_y, seed=args.seed).requires_grad_(False)
         tracked["classifier"] = classifier
@@ -157,7 +171,7 @@ def main():
     fixed_u, fixed_m = usps.test_x[:16], mnist.test_x[:16]
     fm.save_grid(torch.cat([usps.train_x[:32], mnist.train_x[:32]]), run.out / "real.png")
 
-    def translation_grid():
+    def translation_grid(g, f):
         """Rows of 8: USPS digits over their MNIST-style translations, then MNIST digits over their USPS-style ones."""
         rows = []
         for x, net in ((fixed_u, g), (fixed_m, f)):
@@ -182,6 +196,8 @@ def main():
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
+        g_avg.update_parameters(g)
+        f_avg.update_parameters(f)
 
         shown_m = buffer_m(fake_m) if args.buffer else fake_m.detach()
         shown_u = buffer_u(fake_u) if args.buffer else fake_u.detach()
@@ -195,14 +211,17 @@ def main():
         run.log(d=d_loss, gan=gan, cycle=cycle)
         if run.frame_due:
             with fm.evaluating(g, f):
-                run.save_frame(translation_grid())
+                run.save_frame(translation_grid(g, f))
 
-    with fm.evaluating(g, f):
-        fm.save_grid(translation_grid(), run.out / "translation.png")
-        cycles = [torch.cat([x[:8], a(x[:8]), b(a(x[:8]))]) for x, a, b in ((fixed_u, g, f), (fixed_m, f, g))]
+    with fm.evaluating(g, f, g_avg, f_avg):
+        fm.save_grid(translation_grid(g_avg, f_avg), run.out / "translation.png")
+        cycles = [
+            torch.cat([x[:8], a(x[:8]), b(a(x[:8]))]) for x, a, b in ((fixed_u, g_avg, f_avg), (fixed_m, f_avg, g_avg))
+        ]
         fm.save_grid(torch.cat(cycles), run.out / "cycle.png")
-        figures = fm.unpaired_translation_metrics(g, f, usps, mnist)
-        figures |= fm.adaptation_metrics(fm.translate(f, mnist.train_x), mnist, usps, seed=args.seed)
+        figures = fm.unpaired_translation_metrics(g_avg, f_avg, usps, mnist)
+        figures |= fm.adaptation_metrics(fm.translate(f_avg, mnist.train_x), mnist, usps, seed=args.seed)
+        figures["raw_generators"] = fm.unpaired_translation_metrics(g, f, usps, mnist)
     run.finish(**figures, usps_framing=args.usps_framing)
 
 

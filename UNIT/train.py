@@ -7,13 +7,17 @@ Two VAE-GANs, one per domain (U: USPS, M: MNIST), whose encoders E_U, E_M share 
 whose generators G_U, G_M share their first, so that a code z means the same digit in both: USPS ->
 MNIST is G_M(E_U(x)). USPS's labels are never read in training (only the test figures read them).
 
-Networks (width w = 16; the same Parameter objects where shared):
-    encoder        3x3 conv w, two stride-2 4x4 convs (2w, 4w; 32x32 -> 16 -> 8), a residual block of
-                   its own, then the shared residual block: the code's mean mu (4w x 8 x 8)
-    generator      the shared residual block, one of its own, two stride-2 4x4 transposed convs back
-                   to 32x32, a 3x3 conv to the pixels, sigmoid; InstanceNorm and ReLU throughout
+Networks (width w = 32, code of 128; the same Parameter objects where shared):
+    encoder        three stride-2 4x4 convs (w, 2w, 4w; 32x32 -> 4x4; LeakyReLU 0.2, InstanceNorm
+                   but on the first), then the shared layers: a 4x4 conv to 8w at 1x1, LeakyReLU, a
+                   1x1 conv to the code's mean mu (128)
+    generator      the shared layer: a 4x4 transposed conv from the code to 8w x 4x4, ReLU; then
+                   three stride-2 4x4 transposed convs back to 32x32 (InstanceNorm, ReLU), sigmoid
     discriminator  one per domain, CycleGAN's PatchGAN (three stride-2 4x4 convs, a 4x4 map of logits)
-The code is z = mu + e, e ~ N(0, I): a Gaussian of unit variance, as in the official code.
+The shared layers are plain (no residual path, which would let private features through them, and
+no normalisation, whose statistics would mix the domains), and the code is a vector, not a map:
+a USPS digit fills the frame and an MNIST one does not, so a spatial code could not mean the same
+digit in both. z = mu + e, e ~ N(0, I): a Gaussian of unit variance, as in the official code.
 
 Objective, for x in U (and likewise for y in M), least-squares GAN as the official code:
     VAE            lambda_1 KL(q(z|x) || N(0, I)) + lambda_2 |G_U(z) - x|_1,   KL per unit = mu^2 / 2
@@ -32,42 +36,37 @@ import torch.nn as nn
 import funmnist as fm
 
 
-class ResidualBlock(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(c, c, 3, padding=1), nn.InstanceNorm2d(c), nn.ReLU(),
-            nn.Conv2d(c, c, 3, padding=1), nn.InstanceNorm2d(c),
-        )  # fmt: skip
-
-    def forward(self, x):
-        return x + self.body(x)
-
-
-def conv(c_in, c_out, *shape):
-    return [nn.Conv2d(c_in, c_out, *shape), nn.InstanceNorm2d(c_out), nn.ReLU()]
+def down(c_in, c_out):
+    return [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.InstanceNorm2d(c_out), nn.LeakyReLU(0.2)]
 
 
 def up(c_in, c_out):
     return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.InstanceNorm2d(c_out), nn.ReLU()]
 
 
+def shared_layers(w=32, latent=128):
+    """The encoders' last layers (4x4 features -> the code's mean) and the generators' first (code -> 4x4)."""
+    encoder = nn.Sequential(nn.Conv2d(4 * w, 8 * w, 4), nn.LeakyReLU(0.2), nn.Conv2d(8 * w, latent, 1))
+    generator = nn.Sequential(nn.ConvTranspose2d(latent, 8 * w, 4), nn.ReLU())
+    return encoder, generator
+
+
 class Encoder(nn.Module):
-    def __init__(self, shared: nn.Module, w=16):
+    def __init__(self, shared: nn.Module, w=32):
         super().__init__()
         self.net = nn.Sequential(
-            *conv(1, w, 3, 1, 1), *conv(w, 2 * w, 4, 2, 1), *conv(2 * w, 4 * w, 4, 2, 1), ResidualBlock(4 * w), shared
+            nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2), *down(w, 2 * w), *down(2 * w, 4 * w), shared
         )
 
     def forward(self, x):
-        return self.net(x)  # the code's mean
+        return self.net(x)  # the code's mean, (N, latent, 1, 1)
 
 
 class Generator(nn.Module):
-    def __init__(self, shared: nn.Module, w=16):
+    def __init__(self, shared: nn.Module, w=32):
         super().__init__()
         self.net = nn.Sequential(
-            shared, ResidualBlock(4 * w), *up(4 * w, 2 * w), *up(2 * w, w), nn.Conv2d(w, 1, 3, 1, 1), nn.Sigmoid()
+            shared, *up(8 * w, 4 * w), *up(4 * w, 2 * w), nn.ConvTranspose2d(2 * w, 1, 4, 2, 1), nn.Sigmoid()
         )
 
     def forward(self, z):
@@ -75,7 +74,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, w=16):
+    def __init__(self, w=32):
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2),
@@ -103,9 +102,10 @@ def l1(a, b):
 
 
 def main():
-    p = fm.parser(__file__, "Train UNIT between USPS and MNIST.", epochs=8, batch_size=32, lr=1e-4)
+    p = fm.parser(__file__, "Train UNIT between USPS and MNIST.", epochs=12, batch_size=32, lr=1e-4)
     p.add_argument("--usps-framing", choices=fm.USPS_FRAMINGS, default="full", help="how USPS fills the 32x32 frame")
-    p.add_argument("--width", type=fm.positive_int, default=16, help="channels of the first layer (the paper: 64)")
+    p.add_argument("--width", type=fm.positive_int, default=32, help="channels of the first layer (the paper: 64)")
+    p.add_argument("--latent-dim", type=fm.positive_int, default=128, help="size of the shared code")
     p.add_argument("--gan-weight", type=fm.positive_float, default=1.0, help="lambda_0 (the paper: 10)")
     p.add_argument("--kl-weight", type=fm.positive_float, default=0.01, help="lambda_1 and lambda_3 (the paper: 0.1)")
     p.add_argument(
@@ -116,7 +116,7 @@ def main():
     mnist = run.load_data("MNIST", epoch=False)
     usps = run.load_data("USPS", framing=args.usps_framing)  # an epoch is a pass over USPS's training digits
     w = args.width
-    shared_enc, shared_gen = ResidualBlock(4 * w), ResidualBlock(4 * w)
+    shared_enc, shared_gen = shared_layers(w, args.latent_dim)
     enc_u, enc_m = run.to_device(Encoder(shared_enc, w)), run.to_device(Encoder(shared_enc, w))
     gen_u, gen_m = run.to_device(Generator(shared_gen, w)), run.to_device(Generator(shared_gen, w))
     d_u, d_m = run.to_device(Discriminator(w)), run.to_device(Discriminator(w))

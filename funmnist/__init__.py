@@ -12,7 +12,17 @@ from .cli import (
     positive_int,
     unit_interval,
 )
-from .data import USPS_FRAMINGS, Split, balanced_subset, flat_digits, load, load_usps, pad_flat_digits, random_shift
+from .data import (
+    USPS_FRAMINGS,
+    Split,
+    balanced_subset,
+    edges,
+    flat_digits,
+    load,
+    load_usps,
+    pad_flat_digits,
+    random_shift,
+)
 from .metrics import (
     accuracy,
     adaptation_metrics,
@@ -21,6 +31,7 @@ from .metrics import (
     evaluating,
     generator_metrics,
     knn_accuracy,
+    paired_metrics,
     recon_mse,
     train_classifier,
     translate,
@@ -40,6 +51,7 @@ __all__ = [
     "balanced_subset",
     "code_acc",
     "conditional_metrics",
+    "edges",
     "evaluating",
     "fail",
     "flat_digits",
@@ -52,6 +64,7 @@ __all__ = [
     "non_negative_float",
     "non_negative_int",
     "pad_flat_digits",
+    "paired_metrics",
     "parser",
     "plot_curves",
     "positive_float",

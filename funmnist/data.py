@@ -219,6 +219,14 @@ def load_usps(root: Path, device: torch.device, framing: str = "full", limit: in
     )
 
 
+def edges(images: torch.Tensor) -> torch.Tensor:
+    """The outer contour of each digit: its 3x3 dilation minus the image, pixels in [0, 1].
+
+    Coupled GAN's code makes its edge digits this way; a lit pixel gives the ring of its 8 neighbours.
+    """
+    return (F.max_pool2d(images, 3, stride=1, padding=1) - images).clamp_(0, 1)
+
+
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The order of epoch `epoch`: a function of (seed, epoch) alone, so a resumed run repeats it."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)

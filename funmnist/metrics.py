@@ -240,6 +240,14 @@ def unpaired_translation_metrics(
     }
 
 
+@torch.no_grad()
+def paired_metrics(output: torch.Tensor, target: torch.Tensor) -> dict:
+    """l1, the mean absolute error per pixel, and psnr, the mean over images of 10 log10(1 / MSE) in dB."""
+    error = (output.float() - target).flatten(1)
+    mse = error.pow(2).mean(1).clamp_min(1e-10)  # a perfect image scores 100 dB, not infinity
+    return {"l1": error.abs().mean().item(), "psnr": (10 * torch.log10(1 / mse)).mean().item()}
+
+
 def digit_classifier() -> torch.nn.Module:
     """A small CNN (32x32 -> 16 -> 8, 16 and 32 channels, 128 hidden units) for the adaptation figures."""
     nn = torch.nn

@@ -172,7 +172,7 @@ def test_replay_buffer_returns_stored_fakes_and_keeps_at_most_its_size(cyclegan)
 
 
 def test_unit_shares_layers_between_domains(unit):
-    shared_enc, shared_gen = unit.ResidualBlock(64), unit.ResidualBlock(64)
+    shared_enc, shared_gen = unit.shared_layers()
     enc_u, enc_m = unit.Encoder(shared_enc), unit.Encoder(shared_enc)
     gen_u, gen_m = unit.Generator(shared_gen), unit.Generator(shared_gen)
     assert enc_u.net[-1] is enc_m.net[-1] and gen_u.net[0] is gen_m.net[0]
@@ -182,7 +182,7 @@ def test_unit_shares_layers_between_domains(unit):
         id(p) for p in shared_gen.parameters()
     }
     x = torch.rand(2, 1, 32, 32)
-    assert enc_u(x).shape == (2, 64, 8, 8) and gen_m(enc_u(x)).shape == (2, 1, 32, 32)
+    assert enc_u(x).shape == (2, 128, 1, 1) and gen_m(enc_u(x)).shape == (2, 1, 32, 32)
 
 
 def test_unit_kl_by_hand(unit):
@@ -242,3 +242,13 @@ def test_cyclegan_resume_is_exact(tmp_path):
 def test_bad_framing_is_one_line():
     result = run_script("CycleGAN/train.py", "--usps-framing", "tiny")
     assert_one_line_error(result, 2, "--usps-framing", "invalid choice")
+
+
+def test_usps_framing_measures_both_framings(tmp_path):
+    result = run_script("misc/usps_framing.py", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["full"]["source_acc"] == pytest.approx(0.8032, abs=1e-4)
+    assert m["mnist"]["source_acc"] == pytest.approx(0.9831, abs=1e-4)
+    assert m["mnist"]["source_classifier_acc"] > m["full"]["source_classifier_acc"]
+    assert (tmp_path / "framings.png").is_file()
