@@ -3,21 +3,24 @@ latent space. Page: UNIT/README.md
 
     python UNIT/train.py        # -> UNIT/samples/
 
-Two VAE-GANs, one per domain (U: USPS, M: MNIST), whose encoders E_U, E_M share their last layer and
+Two VAE-GANs, one per domain (U: USPS, M: MNIST), whose encoders E_U, E_M share their last layers and
 whose generators G_U, G_M share their first, so that a code z means the same digit in both: USPS ->
 MNIST is G_M(E_U(x)). USPS's labels are never read in training (only the test figures read them).
 
 Networks (width w = 32, code of 128; the same Parameter objects where shared):
-    encoder        three stride-2 4x4 convs (w, 2w, 4w; 32x32 -> 4x4; LeakyReLU 0.2, InstanceNorm
-                   but on the first), then the shared layers: a 4x4 conv to 8w at 1x1, LeakyReLU, a
-                   1x1 conv to the code's mean mu (128)
-    generator      the shared layer: a 4x4 transposed conv from the code to 8w x 4x4, ReLU; then
-                   three stride-2 4x4 transposed convs back to 32x32 (InstanceNorm, ReLU), sigmoid
+    encoder        its own stride-2 4x4 conv (w, 32x32 -> 16x16, LeakyReLU 0.2), then the shared
+                   layers: two stride-2 4x4 convs (2w, 4w; -> 4x4; InstanceNorm, LeakyReLU), a 4x4
+                   conv to 8w at 1x1, LeakyReLU, a 1x1 conv to the code's mean mu (128)
+    generator      the shared layers: a 4x4 transposed conv from the code to 8w x 4x4, ReLU, two
+                   stride-2 4x4 transposed convs (4w, 2w; -> 16x16; InstanceNorm, ReLU); then its own
+                   stride-2 4x4 transposed conv to the 32x32 pixels, sigmoid
     discriminator  one per domain, CycleGAN's PatchGAN (three stride-2 4x4 convs, a 4x4 map of logits)
-The shared layers are plain (no residual path, which would let private features through them, and
-no normalisation, whose statistics would mix the domains), and the code is a vector, not a map:
-a USPS digit fills the frame and an MNIST one does not, so a spatial code could not mean the same
-digit in both. z = mu + e, e ~ N(0, I): a Gaussian of unit variance, as in the official code.
+Everything but the layers that touch the pixels is shared, as in Coupled GAN: with only the layers
+next to the code shared, the private layers were free to give a code different digits in the two
+domains. The code is a vector, not a map: a USPS digit fills the frame and an MNIST one does not,
+so a spatial code could not mean the same digit in both. The shared layers are plain (a residual
+path would carry private features through them) and use InstanceNorm, whose statistics are each
+image's own, never a mix of the domains. z = mu + e, e ~ N(0, I), unit variance as in the official code.
 
 Objective, for x in U (and likewise for y in M), least-squares GAN as the official code:
     VAE            lambda_1 KL(q(z|x) || N(0, I)) + lambda_2 |G_U(z) - x|_1,   KL per unit = mu^2 / 2
@@ -45,18 +48,19 @@ def up(c_in, c_out):
 
 
 def shared_layers(w=32, latent=128):
-    """The encoders' last layers (4x4 features -> the code's mean) and the generators' first (code -> 4x4)."""
-    encoder = nn.Sequential(nn.Conv2d(4 * w, 8 * w, 4), nn.LeakyReLU(0.2), nn.Conv2d(8 * w, latent, 1))
-    generator = nn.Sequential(nn.ConvTranspose2d(latent, 8 * w, 4), nn.ReLU())
+    """All but each encoder's first layer (16x16 features -> the code's mean) and all but each
+    generator's last (the code -> 16x16 features): one Sequential each, used by both domains."""
+    encoder = nn.Sequential(
+        *down(w, 2 * w), *down(2 * w, 4 * w), nn.Conv2d(4 * w, 8 * w, 4), nn.LeakyReLU(0.2), nn.Conv2d(8 * w, latent, 1)
+    )
+    generator = nn.Sequential(nn.ConvTranspose2d(latent, 8 * w, 4), nn.ReLU(), *up(8 * w, 4 * w), *up(4 * w, 2 * w))
     return encoder, generator
 
 
 class Encoder(nn.Module):
     def __init__(self, shared: nn.Module, w=32):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2), *down(w, 2 * w), *down(2 * w, 4 * w), shared
-        )
+        self.net = nn.Sequential(nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2), shared)
 
     def forward(self, x):
         return self.net(x)  # the code's mean, (N, latent, 1, 1)
@@ -65,9 +69,7 @@ class Encoder(nn.Module):
 class Generator(nn.Module):
     def __init__(self, shared: nn.Module, w=32):
         super().__init__()
-        self.net = nn.Sequential(
-            shared, *up(8 * w, 4 * w), *up(4 * w, 2 * w), nn.ConvTranspose2d(2 * w, 1, 4, 2, 1), nn.Sigmoid()
-        )
+        self.net = nn.Sequential(shared, nn.ConvTranspose2d(2 * w, 1, 4, 2, 1), nn.Sigmoid())
 
     def forward(self, z):
         return self.net(z)
