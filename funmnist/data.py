@@ -7,6 +7,7 @@ import socket
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -194,10 +195,8 @@ def read_usps(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     images, labels = torch.from_numpy(dataset.data), torch.tensor(dataset.targets, dtype=torch.int64)
     if len(images) != USPS_COUNTS[split]:
         fail(f"{path}: holds {len(images)} digits, expected {USPS_COUNTS[split]}")
-    if labels.min() < 0 or labels.max() > 9:
-        fail(
-            f"{path}: label {labels.max().item() + 1 if labels.max() > 9 else labels.min().item() + 1} is outside 1..10"
-        )
+    if bad := labels[(labels < 0) | (labels > 9)].tolist():
+        fail(f"{path}: label {bad[0] + 1} is outside 1..10")  # the file counts digits 0..9 as 1..10
     return images, labels
 
 
@@ -208,7 +207,7 @@ def load_usps(root: Path, device: torch.device, framing: str = "full", limit: in
     folder = root / "USPS"
     for url, filename, md5 in torchvision.datasets.USPS.split_list.values():
         if not (folder / filename).is_file():
-            download("USPS", folder / filename, lambda: tvutils.download_url(url, str(folder), filename, md5=md5))  # noqa: B023
+            download("USPS", folder / filename, partial(tvutils.download_url, url, str(folder), filename, md5=md5))
     (train_x, train_y), (test_x, test_y) = read_usps(folder, True), read_usps(folder, False)
     n = limit or len(train_x)
     return Split(
