@@ -173,12 +173,7 @@ def main():
 
     def translation_grid(g, f):
         """Rows of 8: USPS digits over their MNIST-style translations, then MNIST digits over their USPS-style ones."""
-        rows = []
-        for x, net in ((fixed_u, g), (fixed_m, f)):
-            y = net(x)
-            for i in (0, 8):
-                rows += [x[i : i + 8], y[i : i + 8]]
-        return torch.cat(rows)
+        return torch.cat([fm.interleaved_rows(fixed_u, g(fixed_u)), fm.interleaved_rows(fixed_m, f(fixed_m))])
 
     for x in run.batches(usps.train_x):
         y = mnist.train_x[torch.randint(len(mnist.train_x), (len(x),), device=run.device)]

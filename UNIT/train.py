@@ -142,12 +142,9 @@ def main():
 
     def translation_grid():
         """Rows of 8: USPS digits over their MNIST-style translations, then MNIST digits over their USPS-style ones."""
-        rows = []
-        for x, net in ((fixed_u, to_mnist), (fixed_m, to_usps)):
-            y = net(x)
-            for i in (0, 8):
-                rows += [x[i : i + 8], y[i : i + 8]]
-        return torch.cat(rows)
+        return torch.cat(
+            [fm.interleaved_rows(fixed_u, to_mnist(fixed_u)), fm.interleaved_rows(fixed_m, to_usps(fixed_m))]
+        )
 
     def sample(mu):
         return mu + torch.randn_like(mu)

@@ -38,7 +38,7 @@ from .metrics import (
     translation_metrics,
     unpaired_translation_metrics,
 )
-from .plots import plot_curves, save_gif, save_grid, scatter_codes
+from .plots import interleaved_rows, plot_curves, save_gif, save_grid, scatter_codes
 from .run import Run, write_metrics
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "flat_digits",
     "fraction",
     "generator_metrics",
+    "interleaved_rows",
     "knn_accuracy",
     "load",
     "load_usps",

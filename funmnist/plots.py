@@ -19,6 +19,11 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
     vutils.save_image(images.detach().float().cpu().clamp(0, 1), path, nrow=nrow, padding=2, pad_value=0.5)
 
 
+def interleaved_rows(*groups: torch.Tensor, per_row: int = 8) -> torch.Tensor:
+    """Equal-length image groups as one grid's rows: each group's first `per_row`, then each one's next..."""
+    return torch.cat([g[i : i + per_row] for i in range(0, len(groups[0]), per_row) for g in groups])
+
+
 def save_gif(frames: list[Path], path: Path, seconds_per_frame: float = 0.2) -> None:
     """The saved grids as one GIF, holding the last frame a little longer."""
     images = [iio.imread(f) for f in frames]

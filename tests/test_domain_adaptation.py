@@ -24,6 +24,7 @@ def usps() -> fm.Split:
 
 def root_with_usps(tmp_path, train_lines=None):
     """A data root: the real MNIST, and USPS whose training file holds `train_lines` (default: the real ones)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "MNIST").symlink_to((DATA_ROOT / "MNIST").resolve())
     (tmp_path / "USPS").mkdir()
     (tmp_path / "USPS" / "usps.t.bz2").symlink_to((USPS / "usps.t.bz2").resolve())
@@ -252,3 +253,11 @@ def test_usps_framing_measures_both_framings(tmp_path):
     assert m["mnist"]["source_acc"] == pytest.approx(0.9831, abs=1e-4)
     assert m["mnist"]["source_classifier_acc"] > m["full"]["source_classifier_acc"]
     assert (tmp_path / "framings.png").is_file()
+
+
+def test_interleaved_rows_put_each_input_row_over_its_outputs():
+    x = torch.arange(16.0).view(16, 1, 1, 1)
+    rows = fm.interleaved_rows(x, -x, 2 * x, per_row=8).flatten().tolist()
+    first = list(range(8))
+    assert rows[:24] == [*map(float, first), *(-float(v) for v in first), *(2.0 * v for v in first)]
+    assert rows[24:32] == [float(v) for v in range(8, 16)] and len(rows) == 48
