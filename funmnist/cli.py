@@ -8,6 +8,7 @@ import os
 import random
 import shlex
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,15 @@ def fail(message: str, status: int = 2) -> None:
     """Stop with one line on stderr, as argparse does for a bad flag: no traceback."""
     print(f"{Path(sys.argv[0]).name}: error: {message}", file=sys.stderr)
     raise SystemExit(status)
+
+
+@contextmanager
+def writing(path: Path, after: str = ""):
+    """A failed write of `path` (a full disk, a folder removed mid-run) ends in one line and exit status 1."""
+    try:
+        yield
+    except OSError as e:
+        fail(f"{path}: cannot be written ({e.strerror or e}){after}", status=1)
 
 
 class Parser(argparse.ArgumentParser):

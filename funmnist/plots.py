@@ -13,10 +13,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torchvision.utils as vutils  # noqa: E402
 
+from .cli import writing  # noqa: E402
+
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
     """Images in [0, 1] as one PNG grid."""
-    vutils.save_image(images.detach().float().cpu().clamp(0, 1), path, nrow=nrow, padding=2, pad_value=0.5)
+    with writing(path):
+        vutils.save_image(images.detach().float().cpu().clamp(0, 1), path, nrow=nrow, padding=2, pad_value=0.5)
 
 
 def interleaved_rows(*groups: torch.Tensor, per_row: int = 8) -> torch.Tensor:
@@ -28,7 +31,8 @@ def save_gif(frames: list[Path], path: Path, seconds_per_frame: float = 0.2) -> 
     """The saved grids as one GIF, holding the last frame a little longer."""
     images = [iio.imread(f) for f in frames]
     durations = [seconds_per_frame * 1000] * (len(images) - 1) + [1500]
-    iio.imwrite(path, np.stack(images), duration=durations, loop=0)
+    with writing(path):
+        iio.imwrite(path, np.stack(images), duration=durations, loop=0)
 
 
 def plot_curves(
@@ -60,7 +64,8 @@ def plot_curves(
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with writing(path):
+        fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -78,5 +83,6 @@ def scatter_codes(
     ax.set_aspect("equal", adjustable="datalim")
     ax.legend(markerscale=5, loc="center left", bbox_to_anchor=(1, 0.5), title="digit")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with writing(path):
+        fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
 import platform
 import random
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .cli import command_line, fail, pick_device, prepare_out, seed_everything
+from .cli import command_line, fail, pick_device, prepare_out, seed_everything, writing
 from .data import Split, epoch_permutation, load, load_usps
 from .plots import plot_curves, save_gif, save_grid
 
@@ -25,6 +27,59 @@ CHECKPOINT_SECONDS = 120  # besides every epoch's end and the run's end
 # Flags that may change between a run and its --resume; any other change would not be the same run.
 RESUMABLE_CHANGES = {"resume", "max_steps", "device", "data_root", "out"}
 CHECKPOINT_KEYS = {"args", "step", "seconds", "losses", "epoch_log", "frames", "rng", "objects"}
+LOCK_NAME = ".run.lock"  # in --out while a run uses it: the process id of that run
+STOPS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated (SIGTERM)", 143)}
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def hold(out: Path) -> Path:
+    """Take `out` for this process with a lock file holding its id, released at exit.
+
+    A lock of a live process stops this run; one left by a process that no longer runs (killed
+    outright) is taken over, saying so. This process's own lock (a second Run in it) is kept.
+    """
+    lock = out / LOCK_NAME
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid == os.getpid():
+                return lock
+            if pid and running(pid):
+                fail(
+                    f"argument --out: {out} is in use by another run (process {pid}); wait for it or pick another --out"
+                )
+            print(
+                f"{Path(sys.argv[0]).name}: taking over {lock}, left by process {pid}, which no longer runs",
+                file=sys.stderr,
+            )
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as file:
+            file.write(f"{os.getpid()}\n")
+        atexit.register(release, lock)
+        return lock
+
+
+def release(lock: Path) -> None:
+    try:
+        if lock.read_text().strip() == str(os.getpid()):
+            lock.unlink()
+    except OSError:
+        pass
 
 
 def device_name(device: torch.device) -> str:
@@ -63,6 +118,7 @@ class Run:
         self.device = pick_device(args.device)
         seed_everything(args.seed)
         self.out = prepare_out(args.out)
+        hold(self.out)
         self.checkpoint_path = self.out / "checkpoint.pt"
         self.step = 0  # optimiser steps (batches) done
         self.epoch = 0
@@ -76,7 +132,7 @@ class Run:
         self._tracked: dict = {}
         self._rng_state = None
         self._bar = None
-        self._interrupted = False
+        self._stop_signal = None  # SIGINT or SIGTERM, once one has arrived
         if not args.resume:
             for stale in self.out.glob("step_*.png"):
                 stale.unlink()
@@ -93,10 +149,14 @@ class Run:
         else:
             data = load(name, self.args.data_root, self.device, self.args.limit)
         if epoch:
-            self.n_train = len(data.train_x)
-            if self.n_train < self.args.batch_size:
-                fail(f"argument --batch-size: {self.args.batch_size} is more than the {self.n_train} training images")
+            self.epoch_over(data.train_x)
         return data
+
+    def epoch_over(self, images: torch.Tensor) -> None:
+        """Make an epoch a pass over `images`, the tensor that `batches` will index."""
+        self.n_train = len(images)
+        if self.n_train < self.args.batch_size:
+            fail(f"argument --batch-size: {self.args.batch_size} is more than the {self.n_train} training images")
 
     @property
     def steps_per_epoch(self) -> int:
@@ -144,8 +204,13 @@ class Run:
             "objects": {k: v.state_dict() for k, v in self._tracked.items()},
         }
         tmp = self.checkpoint_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint_path)  # atomic: a crash leaves the previous checkpoint whole
+        kept = "; the previous checkpoint stays whole" if self.checkpoint_path.is_file() else ""
+        try:
+            with writing(self.checkpoint_path, kept):
+                torch.save(state, tmp)
+                os.replace(tmp, self.checkpoint_path)  # atomic: a crash leaves the previous checkpoint whole
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _load_checkpoint(self) -> None:
         path = self.checkpoint_path
@@ -186,23 +251,30 @@ class Run:
         self._rng_state = None
 
     # ---- the loop ------------------------------------------------------------------------
-    def _on_interrupt(self, signum, frame) -> None:
-        self._interrupted = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+    def _on_stop(self, signum, frame) -> None:
+        """Ctrl-C or SIGTERM: stop after the current step and its checkpoint; a second one stops at once."""
+        self._stop_signal = signal.Signals(signum)
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
 
     def batches(self, *tensors: torch.Tensor):
         """Yield mini-batches (one tensor, or a tuple of them) until the run's last step.
 
         Each epoch indexes a seeded permutation (the last partial batch is dropped). A checkpoint
         is written after the body has handled an epoch's last batch, the run's last step, every
-        few minutes, and on Ctrl-C, which then stops the run cleanly.
+        few minutes, and on Ctrl-C or SIGTERM, which then stop the run cleanly (exit 130, 143).
+        A resumed run whose checkpoint is already at its last step trains no more: the script
+        measures it again, and the same random state gives the same figures.
         """
         batch_size, spe = self.args.batch_size, self.steps_per_epoch
         frame_steps = {math.ceil(i * self.last_step / GIF_FRAMES) for i in range(1, GIF_FRAMES + 1)}
         self._restore_rng()
+        if self.args.resume and self.step >= self.last_step:
+            print(
+                f"{self.name}: the checkpoint is at step {self.step}, the run's last: measuring it again, no training"
+            )
         main_thread = threading.current_thread() is threading.main_thread()
         if main_thread:
-            previous_handler = signal.signal(signal.SIGINT, self._on_interrupt)
+            previous_handlers = {sig: signal.signal(sig, self._on_stop) for sig in STOPS}
         self._bar = tqdm(
             total=self.last_step,
             initial=self.step,
@@ -230,17 +302,19 @@ class Run:
                 if (
                     self.epoch_done
                     or self.step == self.last_step
-                    or self._interrupted
+                    or self._stop_signal
                     or now - last_save > CHECKPOINT_SECONDS
                 ):
                     self._save_checkpoint()
                     last_save = now
-                if self._interrupted:
+                if self._stop_signal:
                     self._bar.close()
-                    fail(f"interrupted at step {self.step}; continue with --resume", status=130)
+                    what, status = STOPS[self._stop_signal]
+                    fail(f"{what} at step {self.step}; checkpoint saved, continue with --resume", status=status)
         finally:
             if main_thread:
-                signal.signal(signal.SIGINT, previous_handler)
+                for sig, handler in previous_handlers.items():
+                    signal.signal(sig, handler)
         self._bar.close()
         self.epoch_done = self.frame_due = False
 
@@ -300,4 +374,6 @@ class Run:
 
 
 def write_metrics(out: Path, record: dict) -> None:
-    (out / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    path = out / "metrics.json"
+    with writing(path):
+        path.write_text(json.dumps(record, indent=2) + "\n")

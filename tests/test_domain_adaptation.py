@@ -206,15 +206,17 @@ def test_translator_smoke_run_writes_its_files(tmp_path, script):
     assert m["fid"] > 0 and m["fid_real"] > 0
 
 
-@pytest.mark.parametrize("script", ["CycleGAN/train.py", "UNIT/train.py"])
-def test_usps_training_labels_are_never_read(tmp_path, script):
+@pytest.mark.parametrize(
+    "script, task", [("CycleGAN/train.py", []), ("UNIT/train.py", []), ("Coupled_GAN/train.py", ["--task", "usps"])]
+)
+def test_usps_training_labels_are_never_read(tmp_path, script, task):
     """Permuting USPS's training labels leaves a seeded run bit-identical."""
     lines = usps_lines()
     labels = [line.split(b" ", 1)[0] for line in lines]
     shuffled = np.random.default_rng(0).permutation(len(labels))
     permuted = [labels[j] + line[line.index(b" ") :] for j, line in zip(shuffled, lines, strict=True)]
     assert permuted != lines
-    flags = [*SMOKE, "--epochs", "1"]
+    flags = [*SMOKE, "--epochs", "1", *task]
     real = run_script(script, *flags, "--data-root", root_with_usps(tmp_path / "a"), "--out", tmp_path / "a" / "out")
     fake = run_script(
         script, *flags, "--data-root", root_with_usps(tmp_path / "b", permuted), "--out", tmp_path / "b" / "out"

@@ -1,3 +1,9 @@
+import errno
+import os
+import signal
+import subprocess
+import sys
+
 import imageio.v3 as iio
 import pytest
 import torch
@@ -92,16 +98,85 @@ def test_non_finite_loss_stops_naming_the_step(tmp_path, capsys):
     assert saved["step"] == 10  # the end of epoch 1, before the bad step
 
 
-def test_interrupt_saves_a_checkpoint_and_stops(tmp_path, capsys):
+@pytest.mark.parametrize("sig, status, what", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_a_stop_signal_saves_a_checkpoint_and_stops(tmp_path, capsys, sig, status, what):
     run = make_run(tmp_path)
     with pytest.raises(SystemExit) as stop:
         for _ in run.batches(torch.randn(320, 4)):
             run.log(loss=1.0)
             if run.step == 4:
-                run._on_interrupt(None, None)  # what Ctrl-C does
-    assert stop.value.code == 130
+                os.kill(os.getpid(), sig)  # what Ctrl-C, timeout or docker stop send
+    assert stop.value.code == status
     assert torch.load(run.checkpoint_path, weights_only=True)["step"] == 4
-    assert "interrupted at step 4; continue with --resume" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{what} at step 4; checkpoint saved, continue with --resume" in err[0]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back after the loop
+
+
+def test_a_stale_lock_is_taken_over_and_released_at_exit(tmp_path, capsys):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # a process id that no longer runs
+    (tmp_path / "out").mkdir()
+    lock = tmp_path / "out" / ".run.lock"
+    lock.write_text(f"{ended.pid}\n")
+    make_run(tmp_path)
+    assert f"taking over {lock}, left by process {ended.pid}" in capsys.readouterr().err
+    assert lock.read_text().strip() == str(os.getpid())
+    make_run(tmp_path)  # this process's own lock: kept, no message
+    assert capsys.readouterr().err == ""
+    fm.run.release(lock)
+    assert not lock.exists()
+
+
+def test_a_live_lock_stops_a_second_run(tmp_path, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / ".run.lock").write_text(f"{holder.pid}\n")
+        with pytest.raises(SystemExit) as stop:
+            make_run(tmp_path)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"in use by another run (process {holder.pid})" in err[0]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_failed_checkpoint_write_stops_and_keeps_the_previous_one(tmp_path, capsys, monkeypatch):
+    run = make_run(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        for _ in run.batches(torch.randn(320, 4)):
+            run.log(loss=1.0)
+            if run.step == 11:  # epoch 1 ended at step 10 with its checkpoint; epoch 2's will fail
+                monkeypatch.setattr(torch, "save", no_space)
+    assert stop.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{run.checkpoint_path}: cannot be written (No space left on device)" in err[0]
+    assert "the previous checkpoint stays whole" in err[0]
+    monkeypatch.undo()
+    assert torch.load(run.checkpoint_path, weights_only=True)["step"] == 10
+    assert not run.checkpoint_path.with_suffix(".tmp").exists()
+
+
+@pytest.mark.parametrize("writer", ["frame", "metrics"])
+def test_a_failed_figure_or_metrics_write_is_one_line(tmp_path, capsys, monkeypatch, writer):
+    run = make_run(tmp_path)
+    if writer == "frame":
+        monkeypatch.setattr("torchvision.utils.save_image", no_space)
+        path, call = run.out / "step_000000.png", lambda: run.save_frame(torch.rand(4, 1, 8, 8))
+    else:
+        monkeypatch.setattr(type(run.out), "write_text", no_space)
+        path, call = run.out / "metrics.json", run.finish
+    with pytest.raises(SystemExit) as stop:
+        call()
+    assert stop.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{path}: cannot be written (No space left on device)" in err[0]
 
 
 def test_moving_average_of_weights_and_batchnorm_statistics():

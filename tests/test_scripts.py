@@ -2,10 +2,15 @@
 
 import argparse
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
-from conftest import DATA_ROOT, SMALL, assert_one_line_error, run_script
+from conftest import DATA_ROOT, REPO, SMALL, assert_one_line_error, run_script
 
 import funmnist as fm
 from funmnist.evaluator import Evaluator
@@ -121,3 +126,68 @@ def test_readme_generator_row_gives_cond_acc_and_the_raw_generator_together(monk
     # `is` to three decimals: 8.997 must not read as 9.00 against a bar of 9
     assert row.startswith("| ACGAN | 20.0 | 5.0 | 8.997 | 95.0% | 1.000 | `cond_acc` 98.00% (the evaluator")
     assert "the raw G: `fid` 30.0, `is` 8.997, `confident` 95.0%, `cond_acc` 97.00% |" in row
+
+
+LONG_SMOKE = ["--limit", "256", "--batch-size", "32", "--epochs", "30", "--device", "cpu"]  # 240 steps
+
+
+def start(script: str, *args) -> subprocess.Popen:
+    """A script started as run_script runs it, left running."""
+    env = {**os.environ, "FUNMNIST_DATA": str(DATA_ROOT)}
+    command = [sys.executable, str(REPO / script), *map(str, args)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd="/")
+
+
+def wait_for(path_glob, folder, process, seconds=300):
+    deadline = time.monotonic() + seconds
+    while not list(folder.glob(path_glob)):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"no {path_glob} in {folder}"
+        time.sleep(0.05)
+
+
+def test_sigterm_checkpoints_and_resume_ends_bit_identical(tmp_path):
+    whole = run_script("GAN/train.py", *LONG_SMOKE, "--out", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    running = start("GAN/train.py", *LONG_SMOKE, "--out", tmp_path / "split")
+    wait_for("step_*.png", tmp_path / "split", running)  # inside the training loop
+    running.send_signal(signal.SIGTERM)
+    _, err = running.communicate(timeout=300)
+    assert running.returncode == 143, err
+    assert "SIGTERM at step" in err.strip().splitlines()[-1] and "continue with --resume" in err
+    assert not (tmp_path / "split" / ".run.lock").exists()  # released at exit
+    stopped_at = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["step"]
+    assert 0 < stopped_at < 240
+    resumed = run_script("GAN/train.py", *LONG_SMOKE, "--out", tmp_path / "split", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
+    assert a["step"] == b["step"] == 240 and a["losses"] == b["losses"]
+    for name, state in a["objects"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                assert torch.equal(value, b["objects"][name][key]), (name, key)
+    first = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert json.loads((tmp_path / "split" / "metrics.json").read_text())["fid"] == first["fid"]
+
+    # --resume of the finished run trains no more and measures it again, to the same figures
+    again = run_script("GAN/train.py", *LONG_SMOKE, "--out", tmp_path / "whole", "--resume")
+    assert again.returncode == 0, again.stderr
+    assert "the checkpoint is at step 240, the run's last: measuring it again, no training" in again.stdout
+    remeasured = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert remeasured.pop("command").endswith("--resume")
+    assert remeasured == {k: v for k, v in first.items() if k != "command"}
+
+
+def test_a_second_run_on_a_folder_in_use_stops_naming_the_first(tmp_path):
+    first = start("GAN/train.py", *LONG_SMOKE, "--epochs", "3000", "--out", tmp_path)  # stopped below
+    try:
+        wait_for(".run.lock", tmp_path, first)
+        second = run_script("GAN/train.py", *SMALL, "--out", tmp_path)
+        assert_one_line_error(second, 2, "--out", f"in use by another run (process {first.pid})")
+        assert first.poll() is None  # the first run goes on
+        wait_for("step_*.png", tmp_path, first)
+    finally:
+        first.terminate()
+        first.communicate(timeout=300)
+    assert first.returncode == 143
