@@ -154,7 +154,7 @@ def test_sigterm_checkpoints_and_resume_ends_bit_identical(tmp_path):
     running.send_signal(signal.SIGTERM)
     _, err = running.communicate(timeout=300)
     assert running.returncode == 143, err
-    assert "SIGTERM at step" in err.strip().splitlines()[-1] and "continue with --resume" in err
+    assert "terminated (SIGTERM) at step" in err.strip().splitlines()[-1] and "continue with --resume" in err
     assert not (tmp_path / "split" / ".run.lock").exists()  # released at exit
     stopped_at = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["step"]
     assert 0 < stopped_at < 240
