@@ -36,7 +36,7 @@ def test_discriminators_share_all_but_their_first_layer(cogan, sharing):
     first, second = parameter_ids(disc.first1, disc.trunk1), parameter_ids(disc.first2, disc.trunk2)
     assert first & second == (parameter_ids(disc.trunk1) if sharing else set())
     logits, features = disc(torch.rand(3, 1, 32, 32), 2)
-    assert logits.shape == (3,) and features.shape == (3, 4 * 8 * 4)
+    assert logits.shape == (3,) and features.shape == (3, 4 * 4 * 4 * 4)  # 4w channels at 4x4
     # the classifier through domain 2 is domain 2's first layer and the shared layers, the same Parameters
     assert parameter_ids(disc.classifier(2)) == parameter_ids(disc.first2, disc.trunk2.features, disc.digit)
     assert disc.classifier(2)(torch.rand(3, 1, 32, 32)).shape == (3, 10)
