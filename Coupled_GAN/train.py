@@ -203,10 +203,7 @@ def main():
     disc = run.to_device(CoupledDiscriminators(args.width, sharing, classes=10 if args.task == "usps" else 0))
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    half = max(run.total_steps // 2, 1)
-    decay = [
-        torch.optim.lr_scheduler.LambdaLR(o, lambda s: min(1.0, (run.total_steps - s) / half)) for o in (opt_g, opt_d)
-    ]
+    decay = run.linear_decay(opt_g, opt_d)
     gen_avg = fm.moving_average(gen)  # what is sampled and measured at the end
     run.track(gen=gen, gen_avg=gen_avg, disc=disc, opt_g=opt_g, opt_d=opt_d, sched_g=decay[0], sched_d=decay[1])
     fixed_z = torch.randn(64, args.z_dim, device=run.device)

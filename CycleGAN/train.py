@@ -155,10 +155,7 @@ def main():
     d_m, d_u = run.to_device(Discriminator(args.d_width)), run.to_device(Discriminator(args.d_width))
     opt_g = torch.optim.Adam([*g.parameters(), *f.parameters()], lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam([*d_m.parameters(), *d_u.parameters()], lr=args.lr, betas=(0.5, 0.999))
-    half = max(run.total_steps // 2, 1)
-    decay = [
-        torch.optim.lr_scheduler.LambdaLR(o, lambda s: min(1.0, (run.total_steps - s) / half)) for o in (opt_g, opt_d)
-    ]
+    decay = run.linear_decay(opt_g, opt_d)
     buffer_m, buffer_u = ReplayBuffer(args.buffer), ReplayBuffer(args.buffer)
     g_avg, f_avg = fm.moving_average(g), fm.moving_average(f)  # what translates and is measured at the end
     tracked = dict(g=g, f=f, g_avg=g_avg, f_avg=f_avg, d_m=d_m, d_u=d_u, opt_g=opt_g, opt_d=opt_d)

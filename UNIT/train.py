@@ -125,10 +125,7 @@ def main():
     vae = nn.ModuleList([enc_u, enc_m, gen_u, gen_m])  # .parameters() lists each shared Parameter once
     opt_g = torch.optim.Adam(vae.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam([*d_u.parameters(), *d_m.parameters()], lr=args.lr, betas=(0.5, 0.999))
-    half = max(run.total_steps // 2, 1)
-    decay = [
-        torch.optim.lr_scheduler.LambdaLR(o, lambda s: min(1.0, (run.total_steps - s) / half)) for o in (opt_g, opt_d)
-    ]
+    decay = run.linear_decay(opt_g, opt_d)
     run.track(vae=vae, d_u=d_u, d_m=d_m, opt_g=opt_g, opt_d=opt_d, sched_g=decay[0], sched_d=decay[1])
 
     def to_mnist(x):

@@ -171,6 +171,14 @@ class Run:
     def last_step(self) -> int:
         return min(self.total_steps, self.args.max_steps or self.total_steps)
 
+    def linear_decay(self, *optimizers: torch.optim.Optimizer) -> list:
+        """Schedulers (one per optimiser, stepped once a step) that keep the rate for the first half of
+        the full run, then take it linearly to zero: CycleGAN's schedule."""
+        half = max(self.total_steps // 2, 1)
+        return [
+            torch.optim.lr_scheduler.LambdaLR(o, lambda s: min(1.0, (self.total_steps - s) / half)) for o in optimizers
+        ]
+
     def to_device(self, module: torch.nn.Module) -> torch.nn.Module:
         """Move a module to the run's device in channels-last layout: oneDNN's fastest for convs (1.7x here)."""
         return module.to(self.device, memory_format=torch.channels_last)

@@ -237,3 +237,17 @@ def test_settle_batchnorm_passes_each_of_a_tuples_inputs():
     norm = average.module.norm
     # z + shift = 1, 7 | 13, 15: mean 9; the batches' unbiased variances 18 and 2 average to 10
     assert norm.running_mean.item() == pytest.approx(9.0) and norm.running_var.item() == pytest.approx(10.0)
+
+
+def test_linear_decay_keeps_the_rate_for_half_the_run_then_falls_to_zero(tmp_path):
+    run = make_run(tmp_path)  # 20 steps
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    (sched,) = run.linear_decay(opt)
+    rates = []
+    for _ in range(run.total_steps):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates[:11] == [0.1] * 11  # steps 0..10: (20 - s) / 10 >= 1
+    assert rates[15] == pytest.approx(0.05) and rates[19] == pytest.approx(0.01)
+    assert opt.param_groups[0]["lr"] == 0  # after the last step
