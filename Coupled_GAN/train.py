@@ -127,13 +127,17 @@ class CoupledDiscriminators(nn.Module):
         self.trunk2 = self.trunk1 if sharing else DiscriminatorTrunk(w)
         self.digit = nn.Linear(4 * w * 16, classes) if classes else None
 
+    def path(self, domain: int):
+        """Domain 1's or domain 2's first layer and trunk."""
+        return (self.first1, self.trunk1) if domain == 1 else (self.first2, self.trunk2)
+
     def forward(self, x, domain: int):
-        first, trunk = (self.first1, self.trunk1) if domain == 1 else (self.first2, self.trunk2)
+        first, trunk = self.path(domain)
         return trunk(first(x))
 
     def classifier(self, domain: int) -> nn.Module:
         """Domain's first layer, the shared features and the class head, as one module of the same Parameters."""
-        first, trunk = (self.first1, self.trunk1) if domain == 1 else (self.first2, self.trunk2)
+        first, trunk = self.path(domain)
         return nn.Sequential(first, trunk.features, self.digit)
 
 
