@@ -272,6 +272,33 @@ def benchmark_rows() -> list[str]:
     ]
 
 
+def throughput_rows() -> list[str]:
+    record = load("benchmarks/throughput.json") or {}
+    lines = []
+    for m in record.values():
+        peak, first = m["peak_gflops"], next(iter(m["models"].values()))
+        window = (
+            f"FLOPs counted over {first['counted_steps']} steps (matmuls and convolutions, forward and backward),"
+            f" time over the next {first['timed_steps']}"
+        )
+        lines += [
+            "",
+            f"Training throughput (`{m['command']}`, {m['device_name']}): each script's own step, {window};"
+            f" the machine's matmul peak, measured in the same run: {peak['fp32']:.0f} GFLOP/s fp32,"
+            f" {peak['bf16']:.0f} GFLOP/s bf16. Why a model sits below half of the peak:"
+            " [benchmarks/README.md](benchmarks/README.md).",
+            "",
+            "| model | batch | GFLOP per step | steps/s | images/s | GFLOP/s | share of fp32 peak | outside training |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for name, r in m["models"].items():
+            lines.append(
+                f"| {name} | {r['batch_size']} | {r['gflop_per_step']:.2f} | {r['steps_per_s']:.1f} |"
+                f" {r['images_per_s']:.0f} | {r['gflops']:.1f} | {r['peak_share']:.0%} | {r['outside_share']:.1%} |"
+            )
+    return lines
+
+
 def render(text: str) -> str:
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
@@ -288,6 +315,7 @@ def render(text: str) -> str:
                 *coupled_rows(),
                 *paired_rows(),
                 *benchmark_rows(),
+                *throughput_rows(),
                 END,
             ]
         )

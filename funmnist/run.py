@@ -21,6 +21,7 @@ from tqdm import tqdm
 from .cli import command_line, fail, pick_device, prepare_out, seed_everything, writing
 from .data import Split, epoch_permutation, load, load_usps
 from .plots import plot_curves, save_gif, save_grid
+from .throughput import StepWindow, requested
 
 GIF_FRAMES = 24  # CONVENTIONS.md asks for at least 20, spread over the run
 CHECKPOINT_SECONDS = 120  # besides every epoch's end and the run's end
@@ -133,6 +134,7 @@ class Run:
         self._rng_state = None
         self._bar = None
         self._stop_signal = None  # SIGINT or SIGTERM, once one has arrived
+        self._window_file = requested()  # benchmarks/throughput.py measures this run's first loop
         if not args.resume:
             for stale in self.out.glob("step_*.png"):
                 stale.unlink()
@@ -274,7 +276,10 @@ class Run:
         measures it again, and the same random state gives the same figures.
         """
         batch_size, spe = self.args.batch_size, self.steps_per_epoch
-        frame_steps = {math.ceil(i * self.last_step / GIF_FRAMES) for i in range(1, GIF_FRAMES + 1)}
+        window, self._window_file = self._window_file, None
+        # a measured window keeps the full run's frames (next to none in it), not a frame every step or two
+        frames_over = self.total_steps if window else self.last_step
+        frame_steps = {math.ceil(i * frames_over / GIF_FRAMES) for i in range(1, GIF_FRAMES + 1)}
         self._restore_rng()
         if self.args.resume and self.step >= self.last_step:
             print(
@@ -291,9 +296,14 @@ class Run:
             mininterval=0.5 if os.isatty(2) else 30,
         )
         order, order_epoch = None, None
+        if window:
+            window = StepWindow(window, self.device, batch_size, self._bar.close)
         start, base_seconds, last_save = time.perf_counter(), self.seconds, time.perf_counter()
+        first_step = self.step
         try:
             while self.step < self.last_step:
+                if window:
+                    window.tick(self.step - first_step)
                 self.epoch, index = divmod(self.step, spe)
                 if order_epoch != self.epoch:
                     order, order_epoch = epoch_permutation(self.n_train, self.args.seed, self.epoch), self.epoch
@@ -303,6 +313,8 @@ class Run:
                 self.epoch_done = index == spe - 1
                 self.frame_due = self.step in frame_steps
                 batch = tuple(t[picked] for t in tensors)
+                if window:
+                    window.handing(self.step - 1 - first_step)
                 yield batch[0] if len(batch) == 1 else batch
                 self._bar.update(1)
                 now = time.perf_counter()

@@ -1,4 +1,5 @@
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 import funmnist as fm
+from funmnist.throughput import ENV, WINDOW
 
 
 def make_run(tmp_path, *flags, n=320, folder="Toy"):
@@ -251,3 +253,18 @@ def test_linear_decay_keeps_the_rate_for_half_the_run_then_falls_to_zero(tmp_pat
     assert rates[:11] == [0.1] * 11  # steps 0..10: (20 - s) / 10 >= 1
     assert rates[15] == pytest.approx(0.05) and rates[19] == pytest.approx(0.01)
     assert opt.param_groups[0]["lr"] == 0  # after the last step
+
+
+def test_a_throughput_window_counts_flops_by_hand_times_steps_and_exits(tmp_path, monkeypatch):
+    figures = tmp_path / "window.json"
+    monkeypatch.setenv(ENV, str(figures))
+    run = make_run(tmp_path, "--epochs", "4")  # 40 steps: enough for the 3 + 10 + 20 of the window
+    with pytest.raises(SystemExit) as stop:
+        toy_training(run, torch.randn(320, 4))
+    assert stop.value.code == 0 and run.step == WINDOW
+    r = json.loads(figures.read_text())
+    # Linear(4, 1) on 32 rows: 2 * 32 * 4 FLOPs forward, as many for the weight's gradient (x needs none)
+    assert r["gflop_per_step"] * 1e9 == pytest.approx(2 * (2 * 32 * 4))
+    assert r["images_per_s"] == pytest.approx(32 * r["steps_per_s"]) and r["steps_per_s"] > 0
+    assert r["gflops"] == pytest.approx(r["gflop_per_step"] * r["steps_per_s"])
+    assert 0 < r["outside_share"] < 1  # the toy's frames and logging are outside its optimiser step
