@@ -115,6 +115,21 @@ def test_readme_results_come_from_the_metrics_files():
     assert result.returncode == 0, result.stderr
 
 
+def test_gallery_shows_the_committed_samples():
+    result = run_script("funmnist.gallery", "--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_gallery_goes_stale_when_a_sample_changes(monkeypatch):
+    from funmnist import gallery
+
+    committed = json.loads(gallery.MANIFEST.read_text())
+    assert gallery.manifest() == committed
+    title, picture, headline = gallery.TILES[0]
+    monkeypatch.setattr(gallery, "TILES", [(title, "GAN/samples/real.png", headline), *gallery.TILES[1:]])
+    assert gallery.manifest()["tiles"][0]["sha256"] != committed["tiles"][0]["sha256"]
+
+
 def test_readme_generator_row_gives_cond_acc_and_the_raw_generator_together(monkeypatch):
     from funmnist import readme
 
