@@ -8,19 +8,20 @@ whose generators G_U, G_M share their first, so that a code z means the same dig
 MNIST is G_M(E_U(x)). USPS's labels are never read in training (only the test figures read them).
 
 Networks (width w = 32, code of 128; the same Parameter objects where shared):
-    encoder        its own stride-2 4x4 conv (w, 32x32 -> 16x16, LeakyReLU 0.2), then the shared
-                   layers: two stride-2 4x4 convs (2w, 4w; -> 4x4; InstanceNorm, LeakyReLU), a 4x4
-                   conv to 8w at 1x1, LeakyReLU, a 1x1 conv to the code's mean mu (128)
-    generator      the shared layers: a 4x4 transposed conv from the code to 8w x 4x4, ReLU, two
-                   stride-2 4x4 transposed convs (4w, 2w; -> 16x16; InstanceNorm, ReLU); then its own
-                   stride-2 4x4 transposed conv to the 32x32 pixels, sigmoid
+    encoder        its own two stride-2 4x4 convs (w, 2w; 32x32 -> 8x8; LeakyReLU 0.2, InstanceNorm on
+                   the second), then the shared layers: a stride-2 4x4 conv (4w, -> 4x4; InstanceNorm,
+                   LeakyReLU), a 4x4 conv to 8w at 1x1, LeakyReLU, a 1x1 conv to the code's mean mu (128)
+    generator      the shared layers: a 4x4 transposed conv from the code to 8w x 4x4, ReLU, a stride-2
+                   4x4 transposed conv (4w, -> 8x8; InstanceNorm, ReLU); then its own two: a stride-2
+                   transposed conv (2w, -> 16x16; InstanceNorm, ReLU) and one to the 32x32 pixels, sigmoid
     discriminator  one per domain, CycleGAN's PatchGAN (three stride-2 4x4 convs, a 4x4 map of logits)
-Everything but the layers that touch the pixels is shared, as in Coupled GAN: with only the layers
-next to the code shared, the private layers were free to give a code different digits in the two
-domains. The code is a vector, not a map: a USPS digit fills the frame and an MNIST one does not,
-so a spatial code could not mean the same digit in both. The shared layers are plain (a residual
-path would carry private features through them) and use InstanceNorm, whose statistics are each
-image's own, never a mix of the domains. z = mu + e, e ~ N(0, I), unit variance as in the official code.
+Two blocks at each end are the domain's own (`--private-blocks`): a USPS digit fills the frame and
+an MNIST one sits in a 20-pixel box, and one private layer at 16x16 cannot rescale a digit, so the
+shared layers could not mean one digit in both; with three private blocks, only the layers next to
+the code are shared and the private halves read one code as different digits. The code is a vector,
+not a map, for the same reason of framing. The shared layers are plain (a residual path would carry
+private features through them) and use InstanceNorm, whose statistics are each image's own, never
+a mix of the domains. z = mu + e, e ~ N(0, I), unit variance as in the official code.
 
 Objective, for x in U (and likewise for y in M), least-squares GAN as the official code:
     VAE            lambda_1 KL(q(z|x) || N(0, I)) + lambda_2 |G_U(z) - x|_1,   KL per unit = mu^2 / 2
@@ -47,29 +48,47 @@ def up(c_in, c_out):
     return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.InstanceNorm2d(c_out), nn.ReLU()]
 
 
-def shared_layers(w=32, latent=128):
-    """All but each encoder's first layer (16x16 features -> the code's mean) and all but each
-    generator's last (the code -> 16x16 features): one Sequential each, used by both domains."""
-    encoder = nn.Sequential(
-        *down(w, 2 * w), *down(2 * w, 4 * w), nn.Conv2d(4 * w, 8 * w, 4), nn.LeakyReLU(0.2), nn.Conv2d(8 * w, latent, 1)
-    )
-    generator = nn.Sequential(nn.ConvTranspose2d(latent, 8 * w, 4), nn.ReLU(), *up(8 * w, 4 * w), *up(4 * w, 2 * w))
+def encoder_blocks(w, latent):
+    """The encoder as blocks, pixels to the code's mean: 32x32 -> 16 -> 8 -> 4 -> 1x1."""
+    return [
+        [nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2)],
+        down(w, 2 * w),
+        down(2 * w, 4 * w),
+        [nn.Conv2d(4 * w, 8 * w, 4), nn.LeakyReLU(0.2), nn.Conv2d(8 * w, latent, 1)],
+    ]
+
+
+def generator_blocks(w, latent):
+    """The generator as blocks, the code to pixels: 1x1 -> 4 -> 8 -> 16 -> 32x32."""
+    return [
+        [nn.ConvTranspose2d(latent, 8 * w, 4), nn.ReLU()],
+        up(8 * w, 4 * w),
+        up(4 * w, 2 * w),
+        [nn.ConvTranspose2d(2 * w, 1, 4, 2, 1), nn.Sigmoid()],
+    ]
+
+
+def shared_layers(w=32, latent=128, private=2):
+    """All but each encoder's first `private` blocks and all but each generator's last `private`:
+    one Sequential each, used by both domains."""
+    encoder = nn.Sequential(*sum(encoder_blocks(w, latent)[private:], []))
+    generator = nn.Sequential(*sum(generator_blocks(w, latent)[:-private], []))
     return encoder, generator
 
 
 class Encoder(nn.Module):
-    def __init__(self, shared: nn.Module, w=32):
+    def __init__(self, shared: nn.Module, w=32, latent=128, private=2):
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2), shared)
+        self.net = nn.Sequential(*sum(encoder_blocks(w, latent)[:private], []), shared)
 
     def forward(self, x):
         return self.net(x)  # the code's mean, (N, latent, 1, 1)
 
 
 class Generator(nn.Module):
-    def __init__(self, shared: nn.Module, w=32):
+    def __init__(self, shared: nn.Module, w=32, latent=128, private=2):
         super().__init__()
-        self.net = nn.Sequential(shared, nn.ConvTranspose2d(2 * w, 1, 4, 2, 1), nn.Sigmoid())
+        self.net = nn.Sequential(shared, *sum(generator_blocks(w, latent)[-private:], []))
 
     def forward(self, z):
         return self.net(z)
@@ -108,6 +127,9 @@ def main():
     p.add_argument("--usps-framing", choices=fm.USPS_FRAMINGS, default="full", help="how USPS fills the 32x32 frame")
     p.add_argument("--width", type=fm.positive_int, default=32, help="channels of the first layer (the paper: 64)")
     p.add_argument("--latent-dim", type=fm.positive_int, default=128, help="size of the shared code")
+    p.add_argument(
+        "--private-blocks", type=int, choices=[1, 2, 3], default=2, help="blocks at each end kept per domain"
+    )
     p.add_argument("--gan-weight", type=fm.positive_float, default=1.0, help="lambda_0 (the paper: 10)")
     p.add_argument("--kl-weight", type=fm.positive_float, default=0.01, help="lambda_1 and lambda_3 (the paper: 0.1)")
     p.add_argument(
@@ -118,9 +140,10 @@ def main():
     mnist = run.load_data("MNIST", epoch=False)
     usps = run.load_data("USPS", framing=args.usps_framing)  # an epoch is a pass over USPS's training digits
     w = args.width
-    shared_enc, shared_gen = shared_layers(w, args.latent_dim)
-    enc_u, enc_m = run.to_device(Encoder(shared_enc, w)), run.to_device(Encoder(shared_enc, w))
-    gen_u, gen_m = run.to_device(Generator(shared_gen, w)), run.to_device(Generator(shared_gen, w))
+    k, latent = args.private_blocks, args.latent_dim
+    shared_enc, shared_gen = shared_layers(w, latent, k)
+    enc_u, enc_m = (run.to_device(Encoder(shared_enc, w, latent, k)) for _ in "um")
+    gen_u, gen_m = (run.to_device(Generator(shared_gen, w, latent, k)) for _ in "um")
     d_u, d_m = run.to_device(Discriminator(w)), run.to_device(Discriminator(w))
     vae = nn.ModuleList([enc_u, enc_m, gen_u, gen_m])  # .parameters() lists each shared Parameter once
     opt_g = torch.optim.Adam(vae.parameters(), lr=args.lr, betas=(0.5, 0.999))

@@ -172,10 +172,13 @@ def test_replay_buffer_returns_stored_fakes_and_keeps_at_most_its_size(cyclegan)
     assert len(buffer.images) == 50 and set(buffer.images.flatten().tolist()) <= came_in
 
 
-def test_unit_shares_layers_between_domains(unit):
-    shared_enc, shared_gen = unit.shared_layers()
-    enc_u, enc_m = unit.Encoder(shared_enc), unit.Encoder(shared_enc)
-    gen_u, gen_m = unit.Generator(shared_gen), unit.Generator(shared_gen)
+@pytest.mark.parametrize("private", [1, 2, 3])
+def test_unit_shares_layers_between_domains(unit, private):
+    shared_enc, shared_gen = unit.shared_layers(32, 128, private)
+    enc_u, enc_m = (unit.Encoder(shared_enc, 32, 128, private) for _ in "um")
+    gen_u, gen_m = (unit.Generator(shared_gen, 32, 128, private) for _ in "um")
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in enc_u.modules())
+    assert convs - sum(isinstance(m, torch.nn.Conv2d) for m in shared_enc.modules()) == private
     assert enc_u.net[-1] is enc_m.net[-1] and gen_u.net[0] is gen_m.net[0]
     own = {id(p) for p in enc_u.parameters()} & {id(p) for p in enc_m.parameters()}
     assert own == {id(p) for p in shared_enc.parameters()}  # the last block and nothing else
