@@ -1,8 +1,8 @@
 """A window of a run's own training steps, measured for benchmarks/throughput.py.
 
 With FUNMNIST_THROUGHPUT=<file.json> in the environment, a run's first loop of batches takes
-WARMUP steps, counts the FLOPs of the next COUNTED steps (`torch.utils.flop_counter`: matmuls and
-convolutions, forward and backward), times the TIMED steps after those, writes the figures to the
+WARMUP steps, counts the FLOPs of the next COUNTED steps (matmuls and convolutions, forward and backward,
+by `torch.utils.flop_counter`'s formulas), times the TIMED steps after those, writes the figures to the
 file and exits with status 0. A step's time runs from one batch's indexing to the next's; its
 training time from the moment the script gets the batch to the end of its last optimiser step,
 so the rest (data, losses logged, frames, checkpoints, the progress bar) is the time outside.
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 ENV = "FUNMNIST_THROUGHPUT"
 WARMUP, COUNTED, TIMED = 3, 10, 20  # 10 and 20: whole cycles of the models that alternate 1:2 and 1:5
@@ -30,13 +31,30 @@ def requested() -> Path | None:
     return Path(value) if value else None
 
 
+class FlopCount(TorchDispatchMode):
+    """FLOPs of the matmuls and convolutions run under it, by torch's own formulas (`flop_registry`).
+    torch's FlopCounterMode also tracks modules, with backward hooks that break autograd.grad
+    (WGAN-GP's gradient penalty), so this counts without them."""
+
+    def __init__(self):
+        super().__init__()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if (formula := flop_registry.get(func._overloadpacket)) is not None:
+            self.flops += formula(*args, **kwargs, out_val=out)
+        return out
+
+
 class StepWindow:
     """Called by `Run.batches`: `tick(i)` as step i begins (before its batch is indexed), `handing(i)`
     as its batch goes to the script's body."""
 
     def __init__(self, path: Path, device: torch.device, batch_size: int, finish):
         self.path, self.device, self.batch_size, self.finish = path, device, batch_size, finish
-        self.counter = FlopCounterMode(display=False)
+        self.counter = FlopCount()
         self.flops = 0
         self.wall, self.train = [], []
         self.began = self.handed = self.optimised = None
@@ -54,7 +72,7 @@ class StepWindow:
         now = self._now()
         if i == WARMUP + COUNTED:
             self.counter.__exit__(None, None, None)
-            self.flops = self.counter.get_total_flops()
+            self.flops = self.counter.flops
         elif WARMUP + COUNTED < i <= WINDOW:
             self.wall.append(now - self.began)
             trained = self.optimised is not None and self.optimised > self.handed
