@@ -1,4 +1,5 @@
 """Boundary equilibrium GAN (Berthelot et al. 2017) on the DCGAN-style pair of the original README.
+Page: BEGAN/README.md (flags, departures from the paper, why the defaults)
 
     python BEGAN/train.py      # 14 minutes on a 2-core AMD EPYC -> BEGAN/samples/
 
@@ -14,43 +15,22 @@ stays, though the paper drops it:
                    upsampling and a 3x3 conv to the pixels, BatchNorm and ELU between them; its pixels
                    are clamped to [0, 1] only to be viewed and measured (`fake_pixels_clamped` in
                    metrics.json: the share of pixels that the clamp changes)
-Why upsampling: with the DCGAN pair's stride-2 transposed convs the samples were speckled and
-smeared (`is` 5.03 and 4.48 for seeds 0 and 1 in 4 epochs; with one 3x3 conv per scale, 6.26 and
-5.77 in 3 epochs; with the paper's two, 6.72 in 2): the generator's transposed convs draw a
-checkerboard that the autoencoder's own can reconstruct, so it need not cost the generator anything.
-Why no sigmoid: L1's gradient keeps its size however small the error, so a sigmoid output is driven
-into saturation; the generator's went black within the first few hundred steps and stayed there.
-Why BatchNorm: without it the generator collapsed to thin 1s. L1 counts the pixels reconstructed
-wrong, a 1 has the least ink, and the generator goes where the error is least. BatchNorm keeps that
-bias (metrics.json: `real_loss_by_digit`, test digits in batches of different digits as in training,
-is least on 1s, and so is `one_digit_batch_loss`, batches of one digit), but it makes an image's
-error depend on its batch: a batch of one image repeated, statistics the autoencoder never trained
-on, is reconstructed worse than a batch of different images (`copies_batch_loss` against
-`mixed_batch_loss`), so a collapse raises the generator's own loss.
+No sigmoid: L1's gradient keeps its size however small the error, so a sigmoid output would be
+driven into saturation. BatchNorm makes an image's error depend on its batch: a batch of one image
+repeated is reconstructed worse than a batch of different images (`copies_batch_loss` against
+`mixed_batch_loss`), so a generator that collapses onto the digit with the least ink (1s, by
+`real_loss_by_digit` and `one_digit_batch_loss`) raises its own loss.
 
 Objective, with L(v) = mean over pixels of |v - D(v)| for each image (an L1 reconstruction loss):
     discriminator  L(x) - k_t L(G(z))
     generator      L(G(z))
     k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1),   k_0 = 0
 The proportional control k_t keeps E L(G(z)) = gamma E L(x): gamma trades diversity (higher) for
-quality (lower). gamma = 1, the far end of the dial: with both players stepping together (below),
-0.95 gave `is` 7.35 and 7.81 for seeds 0 and 1, `class_balance` 0.929 and 0.961; 1 gave 7.77 and
-7.85, 0.966 and 0.960. On the transposed convs, with batches of 64, 0.75 gave `class_balance` 0.87
-and `is` 3.31, 0.95 gave 0.94 and 3.80; at the paper's 0.5, k stayed near 0.001 and the samples fell
-to a few shapes within 3,000 steps. lambda_k = 0.001: k rises through training without settling
-(0.095 at the end, gamma 0.95), yet 0.01, which holds it near 0.05, gave `is` 6.93 and
-`class_balance` 0.905. M_global = L(x) + |gamma L(x) - L(G(z))| measures convergence
-(`convergence.png`). Adam 1e-4 (7e-5 gave `is` 8.04 and 7.63 for seeds 0 and 1, against 8.19 and
-7.81; on the transposed convs, 3e-4 with batches of 64 gave one image for every z within 2,400
-steps), betas (0.5, 0.999). Batches of 16, the paper's: with the transposed convs, 6 epochs of
-batches of 64 (5,622 steps) gave `is` 3.80 against 5.03 for 4 epochs of 16 in about the same time,
-but at gamma 0.75 batches of 16 gave 2.93 (64: 3.31). Both players step together from one forward
-pass (`backward`), as the paper writes the two losses for one step and as the widely used TensorFlow
-implementation (carpedm20/BEGAN-tensorflow) trains: one pass of the autoencoder fewer per step than
-updating the discriminator first and then scoring the fakes again for the generator, 18 steps/s
-against 12.5, so 3 epochs (11,250 steps) fit where 2 did; `is` 7.35 against 6.72 (gamma 0.95). 4
-epochs (15,000 steps): a fourth epoch reached `is` 8.20 against 7.77 for 3 (gamma 1), and computing
-ELU through exp (`ELU`) makes the time for it.
+quality (lower); gamma = 1, lambda_k = 0.001. M_global = L(x) + |gamma L(x) - L(G(z))| measures
+convergence (`convergence.png`). Adam 1e-4, betas (0.5, 0.999), batches of 16 (the paper's), 4
+epochs (15,000 steps). Both players step together from one forward pass (`backward`), as the paper
+writes the two losses for one step: one pass of the autoencoder fewer per step than updating the
+discriminator first and then scoring the fakes again for the generator.
 
 Samples and figures come from an exponential moving average of the generator's weights (decay
 0.999, `fm.moving_average`), with BatchNorm statistics recomputed for the averaged weights
