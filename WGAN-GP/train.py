@@ -15,14 +15,10 @@ Objective: WGAN's, with the critic kept 1-Lipschitz by a penalty instead of weig
     generator  -E f(G(z))
 with eps ~ U(0, 1) drawn per sample, the gradient's norm taken per sample, lambda = 10. (The
 original passed zero `grad_outputs`, which made the penalty the constant lambda.) Adam with the
-paper's betas (0, 0.9) but a learning rate of 5e-4, not 1e-4: the run is short, and in 4,000-step
-runs with five critic steps (`--max-steps 4000 --n-critic 5`) 5e-4 reached `is` 7.48, 3e-4 6.97
-and 1e-4 4.34 (with betas (0.5, 0.9): 4.72 at 1e-4, 7.42 at 5e-4). One critic step per generator
-step, as ProGAN trains its WGAN-GP, not the paper's five: in the same time the generator steps
-about four times as often (8 epochs: 15,000 steps of each player, against 4,125 generator steps in
-11 epochs with five), and `is` went from 8.915, 8.997 and 8.892 (seeds 0 to 2, five critic steps) to
-9.06, 9.25 and 9.18; two critic steps in 9 epochs gave 8.94 (seed 0). Each critic step takes its
-own batch of real images. `steps` counts critic steps.
+paper's betas (0, 0.9) but a learning rate of 5e-4, not 1e-4: the run is short. One critic step
+per generator step, as ProGAN trains its WGAN-GP, not the paper's five: in the same time the
+generator steps about four times as often (8 epochs: 15,000 steps of each player). Each critic step
+takes its own batch of real images. `steps` counts critic steps. Page: WGAN-GP/README.md.
 
 Samples and figures come from an exponential moving average of the generator's weights (decay
 0.999, `fm.moving_average`), which smooths the game's oscillation, as in ProGAN, BigGAN and StyleGAN,
