@@ -115,6 +115,15 @@ def test_readme_results_come_from_the_metrics_files():
     assert result.returncode == 0, result.stderr
 
 
+def test_reproduce_lists_each_recorded_command_once():
+    result = run_script("funmnist.reproduce", "--list", "Transfer_Learning", "GAN")
+    assert result.returncode == 0, result.stderr
+    # Transfer_Learning's one run writes two metrics.json files: its command is listed once
+    assert result.stdout.splitlines() == ["[1/2] python Transfer_Learning/train.py", "[2/2] python GAN/train.py"]
+    result = run_script("funmnist.reproduce", "--list", "Nope")
+    assert result.returncode == 2 and "no committed runs in Nope/" in result.stderr
+
+
 def test_gallery_shows_the_committed_samples():
     result = run_script("funmnist.gallery", "--check")
     assert result.returncode == 0, result.stderr
