@@ -110,6 +110,18 @@ def test_benchmark_smoke(tmp_path):
     assert figures["ratio"] == pytest.approx(figures["in_memory"] / figures["dataloader"], rel=0.01)
 
 
+def test_throughput_benchmark_measures_a_scripts_own_window(tmp_path):
+    out = tmp_path / "t.json"
+    result = run_script("benchmarks/throughput.py", "VAE", "--device", "cpu", "--out", out)
+    assert result.returncode == 0, result.stderr
+    cpu = json.loads(out.read_text())["cpu"]
+    vae = cpu["models"]["VAE"]
+    assert list(cpu["models"]) == ["VAE"] and vae["batch_size"] == 128 and vae["gflop_per_step"] > 0
+    assert vae["peak_share"] == pytest.approx(vae["gflops"] / cpu["peak_gflops"]["fp32"])
+    result = run_script("benchmarks/throughput.py", "Nope", "--out", out)
+    assert result.returncode == 2 and "no Nope/train.py" in result.stderr
+
+
 def test_readme_results_come_from_the_metrics_files():
     result = run_script("funmnist.readme", "--check")
     assert result.returncode == 0, result.stderr
