@@ -16,13 +16,9 @@ step; the generator lowers the estimate:
     generator  -E f(G(z))
 BatchNorm comes before the LeakyReLU, as in the authors' DCGAN critic, not after it as in the other
 GANs here: the critic's loss is linear, so it sees only each batch's mean score, and a score linear in
-a BatchNorm output (real and fake are normalised as separate batches) has its batch mean pinned, so the
-critic could tell real from fake only by where in the 2x2 map features sat. It stalled at a Wasserstein
-estimate of 0.19 and the generator made blotches (`is` 2.71).
+a BatchNorm output (real and fake are normalised as separate batches) has its batch mean pinned.
 RMSprop for both (the paper: momentum-based optimisers are unstable here) at 2e-4, four times the
-paper's 5e-5: the run is short (5,625 generator steps), and at 5e-5 the critic's estimate sat at its
-ceiling of 0.19 for the first 10,000 critic steps while the generator drew noise, and the run reached
-`is` 6.24; at 2e-4 the estimate leaves the ceiling after about 4,800 steps and the run reaches 8.24.
+paper's 5e-5: the run is short (5,625 generator steps). Page: WGAN/README.md.
 Five critic steps, each on its own batch of real images, per generator step. `steps` counts critic
 steps.
 
