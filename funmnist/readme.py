@@ -1,13 +1,14 @@
-"""Regenerate the README's results tables from the committed metrics.json files.
+"""Regenerate the results tables of README.md and of each model page from the committed metrics.json files.
 
-    python -m funmnist.readme          # rewrite the tables in README.md
-    python -m funmnist.readme --check  # exit 1 if README.md differs from what the metrics say
+    python -m funmnist.readme          # rewrite the tables in README.md and <Model>/README.md
+    python -m funmnist.readme --check  # exit 1 if one differs from what the metrics say
 
 Numbers in the README are never typed by hand: each row is read from the file the run wrote.
 """
 
 import argparse
 import json
+import re
 import sys
 
 from .cli import REPO_ROOT
@@ -299,41 +300,76 @@ def throughput_rows() -> list[str]:
     return lines
 
 
-def render(text: str) -> str:
+def results_lines() -> list[str]:
+    """Every generated line of the front page's results, tables and their captions."""
+    return [
+        *basics_rows(),
+        *autoencoder_rows(),
+        *generator_rows(),
+        *classifier_rows(),
+        *transfer_rows(),
+        *translation_rows(),
+        *coupled_rows(),
+        *paired_rows(),
+        *benchmark_rows(),
+        *throughput_rows(),
+    ]
+
+
+FRONT_LINK = re.compile(r"\]\((?!https?:|#|\.\./)")  # a link relative to the front page
+
+
+def page_lines(folder: str, lines: list[str]) -> list[str]:
+    """A model page's results: each front-page table's rows of this model, under its caption and header
+    (a whole table where its caption names the model, as Transfer learning's)."""
+    names = {folder.lower(), folder.replace("_", " ").lower()}
+    out, caption, i = [], "", 0
+    while i < len(lines):
+        if not lines[i].startswith("|"):
+            caption = lines[i] or caption
+            i += 1
+            continue
+        j = i
+        while j < len(lines) and lines[j].startswith("|"):
+            j += 1
+        header, rule, rows = lines[i], lines[i + 1], lines[i + 2 : j]
+        whole = any(caption.lower().startswith(n) for n in names)
+        mine = [r for r in rows if whole or r.split("|")[1].strip().lower() in names]
+        if mine:
+            out += ["", FRONT_LINK.sub("](../", caption), "", header, rule, *mine]
+        caption, i = "", j
+    return out
+
+
+def render(text: str, lines: list[str]) -> str:
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    return (
-        "\n".join(
-            [
-                head + START,
-                *basics_rows(),
-                *autoencoder_rows(),
-                *generator_rows(),
-                *classifier_rows(),
-                *transfer_rows(),
-                *translation_rows(),
-                *coupled_rows(),
-                *paired_rows(),
-                *benchmark_rows(),
-                *throughput_rows(),
-                END,
-            ]
-        )
-        + tail
-    )
+    return "\n".join([head + START, *lines, END]) + tail
+
+
+def pages() -> dict:
+    """The front page and every model page that has a generated results block: path -> its fresh text."""
+    lines = results_lines()
+    fresh = {README: render(README.read_text(), lines)}
+    for script in sorted(REPO_ROOT.glob("*/train.py")):
+        page = script.parent / "README.md"
+        if page.is_file() and START in (text := page.read_text()):
+            fresh[page] = render(text, page_lines(script.parent.name, lines) + [""])
+    return fresh
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description="Regenerate the README's results tables.")
-    p.add_argument("--check", action="store_true", help="only check that README.md is up to date")
+    p = argparse.ArgumentParser(description="Regenerate the results tables of README.md and the model pages.")
+    p.add_argument("--check", action="store_true", help="only check that they are up to date")
     args = p.parse_args()
-    text = README.read_text()
-    fresh = render(text)
+    fresh = pages()
     if args.check:
-        if fresh != text:
-            sys.exit("README.md's results differ from the metrics.json files: run python -m funmnist.readme")
+        if stale := [path for path, text in fresh.items() if path.read_text() != text]:
+            name = stale[0].relative_to(REPO_ROOT)
+            sys.exit(f"{name}'s results differ from the metrics.json files: run python -m funmnist.readme")
         return
-    README.write_text(fresh)
+    for path, text in fresh.items():
+        path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -46,9 +46,10 @@ def main() -> None:
         if subprocess.run([sys.executable, *words[1:]], cwd=REPO_ROOT).returncode:
             fail(f"{command} failed; the runs before it are done, the tables not yet regenerated", status=1)
     if not args.list:
-        readme.README.write_text(readme.render(readme.README.read_text()))
+        for path, text in readme.pages().items():
+            path.write_text(text)
         gallery.draw(gallery.manifest())
-        print("README.md tables and img_src/gallery.png regenerated")
+        print("the results tables of README.md and the model pages, and img_src/gallery.png, regenerated")
 
 
 if __name__ == "__main__":

@@ -136,6 +136,36 @@ def test_reproduce_lists_each_recorded_command_once():
     assert result.returncode == 2 and "no committed runs in Nope/" in result.stderr
 
 
+def test_a_model_page_takes_its_own_rows_of_each_front_page_table():
+    from funmnist import readme
+
+    lines = [
+        "Generators ([how](funmnist/metrics.py)):",
+        "",
+        "| model | fid |",
+        "| --- | --- |",
+        "| GAN | 14.5 |",
+        "| WGAN-GP | 37.1 |",
+        "",
+        "Transfer learning (Fashion-MNIST):",
+        "",
+        "| way | 100 labels |",
+        "| --- | --- |",
+        "| probe | 69.27% |",
+    ]
+    gan = readme.page_lines("GAN", lines)
+    assert gan == [
+        "",
+        "Generators ([how](../funmnist/metrics.py)):",
+        "",
+        "| model | fid |",
+        "| --- | --- |",
+        "| GAN | 14.5 |",
+    ]
+    assert readme.page_lines("Transfer_Learning", lines)[-1] == "| probe | 69.27% |"  # its caption names it
+    assert readme.page_lines("WGAN", lines) == []  # not WGAN-GP's row
+
+
 def test_gallery_shows_the_committed_samples():
     result = run_script("funmnist.gallery", "--check")
     assert result.returncode == 0, result.stderr
