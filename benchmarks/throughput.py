@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -25,7 +24,7 @@ import torch
 import funmnist as fm
 from funmnist.cli import pick_device
 from funmnist.run import provenance
-from funmnist.throughput import ENV, WINDOW
+from funmnist.throughput import ENV, WINDOW, clock
 
 OUT = Path(__file__).with_suffix(".json")
 
@@ -39,14 +38,10 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, repeats: int =
     a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
     best = float("inf")
     for i in range(repeats + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
+        start = clock(device)
         a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
         if i:
-            best = min(best, time.perf_counter() - start)
+            best = min(best, clock(device) - start)
     return 2 * n**3 / best / 1e9
 
 

@@ -64,8 +64,8 @@ def manifest() -> dict:
     for title, picture, headline in TILES:
         path = REPO_ROOT / picture
         metrics = json.loads((path.parent / "metrics.json").read_text())
-        tiles.append({"title": title, "picture": picture, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
-        tiles[-1]["headline"] = headline(metrics)
+        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        tiles.append({"title": title, "picture": picture, "sha256": sha256, "headline": headline(metrics)})
     return {"command": "python -m funmnist.gallery", "tiles": tiles}
 
 

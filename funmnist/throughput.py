@@ -26,6 +26,13 @@ WARMUP, COUNTED, TIMED = 3, 10, 20  # 10 and 20: whole cycles of the models that
 WINDOW = WARMUP + COUNTED + TIMED  # steps a run makes before it is measured (its --max-steps must be more)
 
 
+def clock(device: torch.device) -> float:
+    """perf_counter once the device's queued work is done (on CUDA a kernel returns before it runs)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def requested() -> Path | None:
     value = os.environ.get(ENV)
     return Path(value) if value else None
@@ -60,16 +67,11 @@ class StepWindow:
         self.began = self.handed = self.optimised = None
         register_optimizer_step_post_hook(self._optimised)
 
-    def _now(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
-
     def _optimised(self, optimizer, args, kwargs) -> None:
-        self.optimised = self._now()
+        self.optimised = clock(self.device)
 
     def tick(self, i: int) -> None:
-        now = self._now()
+        now = clock(self.device)
         if i == WARMUP + COUNTED:
             self.counter.__exit__(None, None, None)
             self.flops = self.counter.flops
@@ -79,12 +81,12 @@ class StepWindow:
             self.train.append(self.optimised - self.handed if trained else 0.0)
         if i == WINDOW:
             self.write()
-        self.began = self._now()
+        self.began = clock(self.device)  # after the window's own bookkeeping
 
     def handing(self, i: int) -> None:
         if i == WARMUP:
             self.counter.__enter__()
-        self.handed = self._now()
+        self.handed = clock(self.device)
 
     def write(self) -> None:
         wall = sum(self.wall)
