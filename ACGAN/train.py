@@ -14,14 +14,11 @@ before it, which would squash the loss and its gradient):
     discriminator  -log sigma(S(x)) - log(1 - sigma(S(G(z, c)))) + CE(C(x), y)
     generator      -log sigma(S(G(z, c))) + CE(C(G(z, c)), c)
 so the generator draws digits that the discriminator's classifier, taught by real digits, recognises.
-Adam 2e-4, betas (0.5, 0.999), for both. Three choices differ from the paper, each because a run
-here went wrong without it:
-  - the class head learns from real digits only; the paper adds CE(C(G(z, c)), c), with which the
-    head learnt a labelling of its own for fakes, and the generator drew the wrong digit for every c;
+Adam 2e-4, betas (0.5, 0.999), for both. Three choices differ from the paper (its page: why):
+  - the class head learns from real digits only; the paper also trains it on CE(C(G(z, c)), c);
   - the discriminator sees real and fake images in one batch (`judge`), so that BatchNorm cannot
     tell them apart by their batch statistics;
-  - the class multiplies the noise, as in the Keras ACGAN example; joined as [z, onehot(c)], the
-    class alone decided the image, and the generator drew one image per class whatever z was.
+  - the class multiplies the noise, as in the Keras ACGAN example, instead of joining it as [z, onehot(c)].
 
 Samples and figures come from an exponential moving average of the generator's weights (decay
 0.999, `fm.moving_average`), as in the unconditional GANs here, with BatchNorm statistics recomputed

@@ -14,8 +14,7 @@ Each batch takes three steps:
     2. regularisation, on the discriminator: BCE(D(z_prior), 1) + BCE(D(enc(x)), 0)
     3. regularisation, on the encoder: BCE(D(enc(x)), 1), so that codes pass for prior draws
 Adam 1e-3 for all three steps, each with its own optimiser, decayed to 0 by a cosine schedule so
-that the adversarial game settles by the end. (With 1e-4 for the adversarial steps and no decay,
-the reconstruction won and the codes spread far outside the prior.)
+that the adversarial game settles by the end (its page: why).
 
 The priors are uniform over their support: an equilateral triangle with circumradius 2 centred on
 0, or the annulus 1 <= |z| <= 2. (The original defined these samplers but never called them, so

@@ -9,8 +9,7 @@ Objective: cross-entropy on the logits, -log softmax(f(x))_y. (The original appl
 outputs against one-hot labels: that gradient vanishes for confident mistakes.)
 
 Recipe: AdamW with a one-cycle learning rate, label smoothing 0.1, and each training batch shifted
-by up to 2 pixels. Measured on the default 10 epochs: 99.53% with --label-smoothing 0, 99.49% with
---label-smoothing 0 --lr 1e-3, and 99.64% with this recipe.
+by up to 2 pixels (its page: what each part of the recipe is worth). Page: Classification/README.md
 """
 
 import torch

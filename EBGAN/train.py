@@ -16,8 +16,7 @@ Objective, with the energy E(x) = mean over pixels of (Dec(Enc(x)) - x)^2 for ea
                                                             the same way are penalised (mode collapse)
 with m = 0.03 and lambda_pt = 0.1; each term is averaged over the batch. Adam 2e-4, betas (0.5, 0.999).
 The margin is on the energy's scale, a mean over pixels: real digits settle near 0.01, so fakes are
-asked to be reconstructed a few times worse. (At m = 0.2 the autoencoder could meet the margin by
-reconstructing every fake as the same blob, and the generator never left noise.)
+asked to be reconstructed a few times worse (its page: why not the paper's larger margins).
 
 Samples and figures come from an exponential moving average of the generator's weights (decay
 0.999, `fm.moving_average`), which smooths the game's oscillation, as in ProGAN, BigGAN and StyleGAN,

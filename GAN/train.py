@@ -13,8 +13,8 @@ Objective, the non-saturating form of the minimax game (D's output is a logit, s
 with one-sided label smoothing (Salimans et al. 2016): real images' target is s = 0.9, not 1:
     discriminator  -s log sigma(D(x)) - (1 - s) log(1 - sigma(D(x))) - log(1 - sigma(D(G(z))))
     generator      -log sigma(D(G(z)))          (instead of log(1 - sigma(D(G(z)))), which saturates)
-Why smoothing: without it the discriminator wins outright (its loss near 0.2, the generator's near 5
-for most of the run), and its overconfident logits give the generator steep, noisy gradients.
+The smoothing keeps the discriminator from winning outright, whose overconfident logits would give
+the generator steep, noisy gradients (the page says what a run without it did).
 Adam 2e-4, betas (0.5, 0.999), for both; one discriminator step per generator step.
 
 Samples and figures come from an exponential moving average of the generator's weights (decay

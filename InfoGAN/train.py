@@ -21,9 +21,8 @@ i.e. the negative log-likelihood of the codes under Q: a categorical for c1, and
 Gaussians for c2 and c3 (the paper found a fixed variance sufficient).
     discriminator and Q  -s log sigma(D(x)) - (1 - s) log(1 - sigma(D(x))) - log(1 - sigma(D(G(z, c)))) + lambda L_I
     generator            -log sigma(D(G(z, c))) + lambda L_I
-with one-sided label smoothing s = 0.9, the real images' target (Salimans et al. 2016; see GAN/train.py):
-with targets of 1 the discriminator slowly won: the generator's logged loss (lambda L_I, about 1.9,
-included) rose from 3.3 to 5.3 over the run.
+with one-sided label smoothing s = 0.9, the real images' target (Salimans et al. 2016; see GAN/train.py),
+which keeps the discriminator from slowly winning (its page: why the defaults).
 lambda = 1. Adam with betas (0.5, 0.999): 2e-4 for the discriminator and Q, 1e-3 for the generator,
 the paper's settings for MNIST.
 """

@@ -1,6 +1,7 @@
-"""Regenerate the results tables of README.md and of each model page from the committed metrics.json files.
+"""Regenerate the results tables of README.md, benchmarks/README.md and each model page from the committed
+metrics.json files.
 
-    python -m funmnist.readme          # rewrite the tables in README.md and <Model>/README.md
+    python -m funmnist.readme          # rewrite the tables in README.md, benchmarks/ and <Model>/README.md
     python -m funmnist.readme --check  # exit 1 if one differs from what the metrics say
 
 Numbers in the README are never typed by hand: each row is read from the file the run wrote.
@@ -123,7 +124,7 @@ def transfer_rows() -> list[str]:
     if not m:
         return []
     pretrain = load("Transfer_Learning/samples/pretrain/metrics.json")
-    total = {**m, "seconds": m["seconds"] + pretrain["seconds"]}  # the wall time of the whole command
+    total = {**m, "seconds": pretraining_included(m)}  # the wall time of the whole command
     labels = [str(n) for n in m["labels"]]
     rows = [(way, *(f"{accs[n]:.2%}" for n in labels), total) for way, accs in m["test_acc"].items()]
     caption = (
@@ -287,7 +288,7 @@ def throughput_rows() -> list[str]:
             f"Training throughput (`{m['command']}`, {m['device_name']}): each script's own step, {window};"
             f" the machine's matmul peak, measured in the same run: {peak['fp32']:.0f} GFLOP/s fp32,"
             f" {peak['bf16']:.0f} GFLOP/s bf16. Why a model sits below half of the peak:"
-            " [benchmarks/README.md](benchmarks/README.md).",
+            " [benchmarks/README.md](benchmarks/README.md#throughput).",
             "",
             "| model | batch | GFLOP per step | steps/s | images/s | GFLOP/s | share of fp32 peak | outside training |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -300,8 +301,94 @@ def throughput_rows() -> list[str]:
     return lines
 
 
+def fid_with_floor(m: dict) -> str:
+    return f"**{m['fid']:.1f}** ({m['fid_real']:.2f}), `is` {inception_score(m['is'])}"
+
+
+def conditioned(m: dict) -> str:
+    return f"**{m['cond_acc']:.2%}** ({m['evaluator_test_acc']:.2%}); `fid` {m['fid']:.1f}"
+
+
+def translated(m: dict) -> str:
+    return f"**{m['translation_acc']:.2%}** ({m['source_acc']:.2%}); `cycle_acc` {m['cycle_acc']:.2%}"
+
+
+def vae_gan(m: dict) -> str:
+    alone = load("VAE-GAN/samples/no_gan/metrics.json")
+    return fid_with_floor(m) + (f"; the VAE alone {alone['fid']:.1f}" if alone else "")
+
+
+def sgan(m: dict) -> str:
+    alone = load("SGAN/samples/no_gan/metrics.json")
+    return f"**{m['test_acc']:.2%}**" + (f" ({alone['test_acc']:.2%})" if alone else "")
+
+
+def transfer(m: dict) -> str:
+    acc = {way: by_labels["100"] for way, by_labels in m["test_acc"].items()}
+    return f"fine-tune **{acc['fine-tune']:.2%}**, probe {acc['probe']:.2%}, scratch {acc['scratch']:.2%}"
+
+
+def embeddings(m: dict) -> str:
+    return f"t-SNE **{m['tsne']['knn5_acc']:.2%}**, PCA {m['pca']['knn5_acc']:.2%}"
+
+
+def headline(name: str, path: str, measured: str, figure, page: str = "", seconds=None) -> tuple:
+    """One row of the front page's table; the page defaults to the README.md of the folder the run wrote to."""
+    return name, page or f"{path.split('/')[0]}/README.md", path, measured, figure, seconds or (lambda m: m["seconds"])
+
+
+def pretraining_included(m: dict) -> float:
+    return m["seconds"] + load("Transfer_Learning/samples/pretrain/metrics.json")["seconds"]
+
+
+FID = "`fid` (floor `fid_real`), `is`"
+COND = "`cond_acc`: the digit asked for, read (ceiling: the evaluator)"
+TRANSLATION = "`translation_acc`, USPS to MNIST (untranslated `source_acc`)"
+HEADLINES = [
+    headline("Classification", "Classification/samples/metrics.json", "test accuracy",
+             lambda m: f"**{m['test_acc']:.2%}** (>= 99% from epoch {m['first_epoch_test_acc_99']})"),
+    headline("Evaluator (for the metrics)", "funmnist/weights/metrics.json", "test accuracy; the FID floor",
+             lambda m: f"**{m['test_acc']:.2%}**; `fid_real` {m['fid_real']:.2f}", page="#measuring-generated-images"),
+    headline("PCA and t-SNE", "misc/samples/metrics.json", "5-NN accuracy in 2-D", embeddings, page="#pca-and-t-sne",
+             seconds=lambda m: m["pca"]["seconds"] + m["tsne"]["seconds"]),
+    headline("AE", "AE/samples/100_dim/metrics.json", "`recon_mse`, 100-d code", lambda m: f"**{m['recon_mse']:.4f}**"),
+    headline("VAE", "VAE/samples/latent_20/metrics.json", "`test_elbo`, 20-d latent",
+             lambda m: f"**{m['test_elbo']:.1f} nats**"),
+    headline("Adversarial Autoencoder", "Adversarial_Autoencoder/samples/fit_triangle/metrics.json",
+             "`in_support`: codes inside the triangle prior", lambda m: f"**{m['in_support']:.1%}**"),
+    headline("VAE-GAN", "VAE-GAN/samples/metrics.json", FID, vae_gan),
+    *(headline(name, f"{name}/samples/metrics.json", FID, fid_with_floor) for name in GENERATORS[:6]),
+    headline("Conditional GAN", "Conditional_GAN/samples/metrics.json", COND, conditioned),
+    headline("ACGAN", "ACGAN/samples/metrics.json", COND, conditioned),
+    headline("InfoGAN", "InfoGAN/samples/metrics.json", "`code_acc`: the categorical code read as a digit",
+             lambda m: f"**{m['code_acc']:.2%}**; `fid` {m['fid']:.1f}"),
+    headline("SGAN", "SGAN/samples/metrics.json", "test accuracy from 100 labels (the classifier alone)", sgan),
+    headline("Transfer learning", "Transfer_Learning/samples/metrics.json",
+             "Fashion-MNIST test accuracy from 100 labels", transfer, seconds=pretraining_included),
+    headline("Spatial Transformer", "Spatial_Transformer/samples/metrics.json",
+             "test accuracy on distorted MNIST (the CNN alone)",
+             lambda m: f"**{m['test_acc']:.2%}** ({m['cnn_test_acc']:.2%})"),
+    headline("CycleGAN", "CycleGAN/samples/metrics.json", TRANSLATION, translated),
+    headline("UNIT", "UNIT/samples/metrics.json", TRANSLATION, translated),
+    headline("Coupled GAN", "Coupled_GAN/samples/metrics.json",
+             "`pair_agreement` of digit and edges (floor: mismatched digits)",
+             lambda m: f"**{m['pair_agreement']:.2%}** ({m['pair_agreement_floor']:.2%}); `pair_iou` {m['pair_iou']:.3f}"),  # noqa: E501
+    headline("pix2pix", "pix2pix/samples/metrics.json", "`translation_acc`, edges to digits (ceiling: the evaluator)",
+             lambda m: f"**{m['translation_acc']:.2%}** ({m['evaluator_test_acc']:.2%}); `fid` {m['fid']:.1f}"),
+]  # fmt: skip
+
+
+def headline_lines() -> list[str]:
+    """The front page's table: a row per model, its headline figure beside its floor or ceiling, a link to its page."""
+    rows = []
+    for name, page, path, measured, figure, seconds in HEADLINES:
+        if m := load(path):
+            rows.append((f"[{name}]({page})", measured, figure(m), {**m, "seconds": seconds(m)}))
+    return table(["model", "measured", "result"], rows)
+
+
 def results_lines() -> list[str]:
-    """Every generated line of the front page's results, tables and their captions."""
+    """Every results table with its caption, from which each model page takes its rows."""
     return [
         *basics_rows(),
         *autoencoder_rows(),
@@ -347,10 +434,20 @@ def render(text: str, lines: list[str]) -> str:
     return "\n".join([head + START, *lines, END]) + tail
 
 
+BENCHMARKS = REPO_ROOT / "benchmarks" / "README.md"
+
+
 def pages() -> dict:
-    """The front page and every model page that has a generated results block: path -> its fresh text."""
+    """Every page with a generated results block, path -> its fresh text: the front page (the headline table and
+    the translators side by side), benchmarks/README.md, and each model page (its rows of every table)."""
     lines = results_lines()
-    fresh = {README: render(README.read_text(), lines)}
+    fresh = {
+        README: render(README.read_text(), [*headline_lines(), *translation_rows()]),
+        BENCHMARKS: render(
+            BENCHMARKS.read_text(),
+            [FRONT_LINK.sub("](../", line) for line in [*benchmark_rows(), *throughput_rows(), ""]],
+        ),
+    }
     for script in sorted(REPO_ROOT.glob("*/train.py")):
         page = script.parent / "README.md"
         if page.is_file() and START in (text := page.read_text()):

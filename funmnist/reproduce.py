@@ -1,4 +1,4 @@
-"""Rerun the runs whose figures the README shows, then regenerate its tables and the gallery.
+"""Rerun the runs whose figures the README shows, then regenerate its tables and img_src/.
 
     python -m funmnist.reproduce              # every committed run, one after another
     python -m funmnist.reproduce GAN UNIT     # only the runs of these folders
@@ -14,7 +14,7 @@ import shlex
 import subprocess
 import sys
 
-from . import gallery, readme
+from . import img_src, readme
 from .cli import REPO_ROOT, fail
 
 
@@ -30,7 +30,7 @@ def commands() -> dict[str, list[str]]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description="Rerun the README's runs and regenerate its tables and gallery.")
+    p = argparse.ArgumentParser(description="Rerun the README's runs and regenerate its tables and img_src/.")
     p.add_argument("folders", nargs="*", metavar="FOLDER", help="model folders (default: all)")
     p.add_argument("--list", action="store_true", help="print the commands and run nothing")
     args = p.parse_args()
@@ -48,8 +48,8 @@ def main() -> None:
     if not args.list:
         for path, text in readme.pages().items():
             path.write_text(text)
-        gallery.draw(gallery.manifest())
-        print("the results tables of README.md and the model pages, and img_src/gallery.png, regenerated")
+        img_src.draw(img_src.manifest())
+        print("the results tables of README.md and the model pages, and img_src/, regenerated")
 
 
 if __name__ == "__main__":

@@ -166,19 +166,32 @@ def test_a_model_page_takes_its_own_rows_of_each_front_page_table():
     assert readme.page_lines("WGAN", lines) == []  # not WGAN-GP's row
 
 
-def test_gallery_shows_the_committed_samples():
-    result = run_script("funmnist.gallery", "--check")
+def test_img_src_shows_the_committed_samples_and_figures():
+    result = run_script("funmnist.img_src", "--check")
     assert result.returncode == 0, result.stderr
 
 
-def test_gallery_goes_stale_when_a_sample_changes(monkeypatch):
-    from funmnist import gallery
+def test_img_src_goes_stale_when_a_sample_or_a_figure_changes(monkeypatch):
+    from funmnist import diagrams, img_src
 
-    committed = json.loads(gallery.MANIFEST.read_text())
-    assert gallery.manifest() == committed
-    title, picture, headline = gallery.TILES[0]
-    monkeypatch.setattr(gallery, "TILES", [(title, "GAN/samples/real.png", headline), *gallery.TILES[1:]])
-    assert gallery.manifest()["tiles"][0]["sha256"] != committed["tiles"][0]["sha256"]
+    committed = json.loads(img_src.MANIFEST.read_text())
+    assert img_src.manifest() == committed
+    title, picture, headline = img_src.TILES[0]
+    monkeypatch.setattr(img_src, "TILES", [(title, "GAN/samples/real.png", headline), *img_src.TILES[1:]])
+    assert img_src.manifest()["tiles"][0]["sha256"] != committed["tiles"][0]["sha256"]
+    monkeypatch.setitem(diagrams.FIGURES, "gan", {**diagrams.FIGURES["gan"], "title": "another"})
+    assert img_src.manifest()["structure_figures"]["gan.png"] != committed["structure_figures"]["gan.png"]
+
+
+def test_every_structure_figure_draws_and_the_readme_shows_it(tmp_path):
+    from funmnist import diagrams
+
+    readme = (REPO / "README.md").read_text()
+    for name, spec in diagrams.FIGURES.items():
+        assert {end for arrow in spec["arrows"] for end in arrow} <= spec["nodes"].keys(), name
+        diagrams.draw(spec, tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+        assert f"(img_src/{name}.png)" in readme, name
 
 
 def test_readme_generator_row_gives_cond_acc_and_the_raw_generator_together(monkeypatch):

@@ -1,12 +1,14 @@
-"""Draw img_src/gallery.png, the README's first picture, from the committed samples and metrics.
+"""Draw img_src/: the gallery, the README's first picture, and a structure figure per model.
 
-    python -m funmnist.gallery          # redraw img_src/gallery.png and img_src/gallery.json
-    python -m funmnist.gallery --check  # exit 1 if the gallery is older than the samples it shows
+    python -m funmnist.img_src          # redraw every figure in img_src/ and img_src/manifest.json
+    python -m funmnist.img_src --check  # exit 1 if a figure is older than what it shows
 
-One tile per generator: its committed picture (fixed-noise samples, or a translator's fixed test
-digits), titled with the model's name and its headline figure from the metrics.json beside it.
-gallery.json records the SHA-256 of every picture and the figures shown, so a test can tell when
-a rerun has left the gallery stale without comparing pixels that another matplotlib draws apart.
+The gallery has one tile per generator: its committed picture (fixed-noise samples, or a
+translator's fixed test digits), titled with the model's name and its headline figure from the
+metrics.json beside it. The structure figures are drawn from their specifications in
+`funmnist.diagrams`. manifest.json records the SHA-256 of every picture and specification and the
+figures shown, so a test can tell when a rerun or an edit has left img_src/ stale without
+comparing pixels that another matplotlib draws apart.
 """
 
 import argparse
@@ -20,10 +22,12 @@ matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
+from . import diagrams  # noqa: E402
 from .cli import REPO_ROOT  # noqa: E402
 
-GALLERY = REPO_ROOT / "img_src" / "gallery.png"
-MANIFEST = GALLERY.with_suffix(".json")
+IMG_SRC = REPO_ROOT / "img_src"
+GALLERY = IMG_SRC / "gallery.png"
+MANIFEST = IMG_SRC / "manifest.json"
 COLUMNS = 6
 
 
@@ -58,18 +62,27 @@ TILES = [
 ]
 
 
+def sha256(text: bytes) -> str:
+    return hashlib.sha256(text).hexdigest()
+
+
 def manifest() -> dict:
-    """What the gallery shows: each tile's picture (by hash) and headline, from the files now committed."""
+    """What img_src/ shows: each tile's picture (by hash) and headline, from the files now committed, and
+    each structure figure's specification (by hash)."""
     tiles = []
     for title, picture, headline in TILES:
         path = REPO_ROOT / picture
         metrics = json.loads((path.parent / "metrics.json").read_text())
-        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-        tiles.append({"title": title, "picture": picture, "sha256": sha256, "headline": headline(metrics)})
-    return {"command": "python -m funmnist.gallery", "tiles": tiles}
+        tiles.append(
+            {"title": title, "picture": picture, "sha256": sha256(path.read_bytes()), "headline": headline(metrics)}
+        )
+    figures = {
+        f"{name}.png": sha256(json.dumps(spec, sort_keys=True).encode()) for name, spec in diagrams.FIGURES.items()
+    }
+    return {"command": "python -m funmnist.img_src", "tiles": tiles, "structure_figures": figures}
 
 
-def draw(record: dict) -> None:
+def draw_gallery(record: dict) -> None:
     rows = -(-len(record["tiles"]) // COLUMNS)
     fig, axes = plt.subplots(rows, COLUMNS, figsize=(2.4 * COLUMNS, 2.75 * rows))
     for ax in axes.flat:
@@ -78,20 +91,28 @@ def draw(record: dict) -> None:
         ax.imshow(mpimg.imread(REPO_ROOT / tile["picture"]), cmap="gray", interpolation="nearest")
         ax.set_title(f"{tile['title']}\n{tile['headline']}", fontsize=9)
     fig.tight_layout()
-    GALLERY.parent.mkdir(exist_ok=True)
     fig.savefig(GALLERY, dpi=100, metadata={"Software": None})
     plt.close(fig)
+
+
+def draw(record: dict) -> None:
+    """Every figure of img_src/, then the manifest that records what they show."""
+    IMG_SRC.mkdir(exist_ok=True)
+    draw_gallery(record)
+    for name, spec in diagrams.FIGURES.items():
+        diagrams.draw(spec, IMG_SRC / f"{name}.png")
     MANIFEST.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description="Draw img_src/gallery.png from the committed samples.")
-    p.add_argument("--check", action="store_true", help="only check that the gallery shows the committed files")
+    p = argparse.ArgumentParser(description="Draw img_src/: the gallery and the structure figures.")
+    p.add_argument("--check", action="store_true", help="only check that img_src/ shows the committed files")
     args = p.parse_args()
     record = manifest()
     if args.check:
-        if not MANIFEST.is_file() or json.loads(MANIFEST.read_text()) != record or not GALLERY.is_file():
-            sys.exit("img_src/gallery.png is older than the samples it shows: run python -m funmnist.gallery")
+        drawn = [GALLERY, *(IMG_SRC / name for name in record["structure_figures"])]
+        if not MANIFEST.is_file() or json.loads(MANIFEST.read_text()) != record or not all(f.is_file() for f in drawn):
+            sys.exit("img_src/ is older than the files it shows: run python -m funmnist.img_src")
         return
     draw(record)
 
