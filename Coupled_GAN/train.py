@@ -3,7 +3,8 @@ samples of each alone. Page: Coupled_GAN/README.md
 
     python Coupled_GAN/train.py               # digits and their edges -> Coupled_GAN/samples/
     python Coupled_GAN/train.py --no-sharing  # two independent GANs, the counterfactual -> samples/no_sharing/
-    python Coupled_GAN/train.py --task usps --epochs 32  # MNIST -> USPS adaptation -> samples/usps/
+    python Coupled_GAN/train.py --task usps --epochs 32 --private-g-layers 2 --feature-weight 0.01 --class-weight 10
+                                              # MNIST -> USPS adaptation -> samples/usps/
 
 Both generators read the same noise z and share every layer but their last; both discriminators
 share every layer but their first (the same Parameter objects). The shared layers decode (and
@@ -18,12 +19,17 @@ Tasks (domain 1, domain 2):
     usps      MNIST (labelled) and USPS (unlabelled, --usps-framing): the paper's domain adaptation.
               A linear head on the discriminators' shared features learns MNIST's labels alongside
               the GAN; through USPS's own first layer it then classifies USPS digits it never saw
-              labelled (`adapted_acc`)
+              labelled (`adapted_acc`). As in the official code, the discriminators also learn to
+              read a coupled pair alike, |h_1(g1(z)) - h_2(g2(z))|^2 on their shared features
+              (`--feature-weight`), and the class loss is weighted (`--class-weight`)
 
 Networks (width w = 32; DCGAN's shapes for 32x32):
     generators      shared: z (100) -> 4x4 transposed conv to 4w x 4 x 4, two stride-2 4x4
                     transposed convs (2w, w; -> 16x16), BatchNorm and ReLU; each its own: a
-                    stride-2 4x4 transposed conv to the 32x32 pixels, sigmoid
+                    stride-2 4x4 transposed conv to the 32x32 pixels, sigmoid. With
+                    `--private-g-layers 2` the 8x8 -> 16x16 layer is each generator's own too, so
+                    that each can frame its digit (a USPS digit fills the frame, MNIST's sits in
+                    a 20-pixel box)
     discriminators  each its own: a stride-2 4x4 conv (w, 32x32 -> 16x16), LeakyReLU 0.2, no
                     BatchNorm on the input (DCGAN's); shared: two stride-2 4x4 convs (2w, 4w; ->
                     4x4), BatchNorm and LeakyReLU, and a linear map of the 4w x 4 x 4 features to
@@ -35,7 +41,8 @@ Networks (width w = 32; DCGAN's shapes for 32x32):
 
 Objective, the GAN of GAN/train.py for each domain i (one-sided label smoothing: real target 0.9):
     discriminators  sum_i -0.9 log sigma(D_i(x_i)) - 0.1 log(1 - sigma(D_i(x_i))) - log(1 - sigma(D_i(g_i(z))))
-                    (+ CE(head(x_1), label) on MNIST's labels, for usps)
+                    (+ lambda_c CE(head(x_1), label) on MNIST's labels + lambda_f |h_1(g1(z)) - h_2(g2(z))|^2,
+                    for usps)
     generators      sum_i -log sigma(D_i(g_i(z)))
 Adam 2e-4, betas (0.5, 0.999), for both, constant for the first half of the run, then linearly to
 zero (CycleGAN's schedule: the pairs sharpen as the rate falls). An epoch is a pass over domain 2's
@@ -72,25 +79,25 @@ def down(c_in, c_out):
     return [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
 
 
-def generator_trunk(z_dim, w):
-    """z -> w x 16 x 16 features: every generator layer but the last."""
-    return nn.Sequential(
-        nn.ConvTranspose2d(z_dim, 4 * w, 4), nn.BatchNorm2d(4 * w), nn.ReLU(), *up(4 * w, 2 * w), *up(2 * w, w)
-    )
+def generator_trunk(z_dim, w, private=1):
+    """z -> features: every generator layer but the last `private` (w x 16 x 16 for 1, 2w x 8 x 8 for 2)."""
+    layers = [nn.ConvTranspose2d(z_dim, 4 * w, 4), nn.BatchNorm2d(4 * w), nn.ReLU(), *up(4 * w, 2 * w)]
+    return nn.Sequential(*layers, *(up(2 * w, w) if private == 1 else []))
 
 
-def generator_last(w):
-    return nn.Sequential(nn.ConvTranspose2d(w, 1, 4, 2, 1), nn.Sigmoid())
+def generator_last(w, private=1):
+    """A generator's own layers: the stride-2 transposed conv to the 32x32 pixels, after the one from 8x8 for 2."""
+    return nn.Sequential(*(up(2 * w, w) if private == 2 else []), nn.ConvTranspose2d(w, 1, 4, 2, 1), nn.Sigmoid())
 
 
 class CoupledGenerators(nn.Module):
     """(g1(z), g2(z)); without sharing, each generator has its own trunk."""
 
-    def __init__(self, z_dim=100, w=32, sharing=True):
+    def __init__(self, z_dim=100, w=32, sharing=True, private=1):
         super().__init__()
-        self.trunk1 = generator_trunk(z_dim, w)
-        self.trunk2 = self.trunk1 if sharing else generator_trunk(z_dim, w)
-        self.last1, self.last2 = generator_last(w), generator_last(w)
+        self.trunk1 = generator_trunk(z_dim, w, private)
+        self.trunk2 = self.trunk1 if sharing else generator_trunk(z_dim, w, private)
+        self.last1, self.last2 = generator_last(w, private), generator_last(w, private)
 
     def forward(self, z):
         z = z[:, :, None, None]
@@ -153,6 +160,12 @@ def discriminator_loss(real_logits, fake_logits):
     return loss
 
 
+def feature_alignment(features1, features2):
+    """|h_1(g1(z)) - h_2(g2(z))|^2, summed over the shared features and averaged over the batch: a coupled pair
+    should read the same to the shared layers, which teaches each domain's first layer to agree with the other's."""
+    return (features1 - features2).pow(2).sum(1).mean()
+
+
 def generator_loss(fake_logits):
     """Summed over the domains: -log sigma(D_i(g_i(z))), the non-saturating loss."""
     return sum(F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake)) for fake in fake_logits)
@@ -190,6 +203,25 @@ def main():
     p.add_argument("--usps-framing", choices=fm.USPS_FRAMINGS, default="full", help="--task usps: USPS's framing")
     p.add_argument("--width", type=fm.positive_int, default=32, help="channels of the first layer")
     p.add_argument("--z-dim", type=fm.positive_int, default=100, help="size of the shared noise vector")
+    p.add_argument(
+        "--private-g-layers",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="generator layers kept per domain (the paper: 1)",
+    )
+    p.add_argument(
+        "--feature-weight",
+        type=fm.non_negative_float,
+        default=0.0,
+        help="--task usps: weight of |h_1(g1(z)) - h_2(g2(z))|^2 on D's shared features (the official code: 0.01)",
+    )
+    p.add_argument(
+        "--class-weight",
+        type=fm.positive_float,
+        default=1.0,
+        help="--task usps: weight of the class loss (the official code: 10)",
+    )
     args = p.parse_args()
     if args.task == "usps" and args.no_sharing:
         fm.fail("argument --no-sharing: --task usps reads USPS through the shared layers, so it needs them")
@@ -203,7 +235,7 @@ def main():
         first, second = mnist.train_x[:half], PAIRED_VIEW[args.task](mnist.train_x[half:])
         run.epoch_over(second)
     sharing = not args.no_sharing
-    gen = run.to_device(CoupledGenerators(args.z_dim, args.width, sharing))
+    gen = run.to_device(CoupledGenerators(args.z_dim, args.width, sharing, args.private_g_layers))
     disc = run.to_device(CoupledDiscriminators(args.width, sharing, classes=10 if args.task == "usps" else 0))
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
@@ -234,12 +266,20 @@ def main():
         x1 = first[picked]
         fake1, fake2 = gen(noise(len(x2)))
         real1, features1 = disc(x1, 1)
-        d_loss = discriminator_loss([real1, disc(x2, 2)[0]], [disc(fake1.detach(), 1)[0], disc(fake2.detach(), 2)[0]])
+        (fake1_logits, fake1_features), (fake2_logits, fake2_features) = (
+            disc(fake1.detach(), 1),
+            disc(fake2.detach(), 2),
+        )
+        d_loss = discriminator_loss([real1, disc(x2, 2)[0]], [fake1_logits, fake2_logits])
         losses = {"d": d_loss}
         if args.task == "usps":
             class_loss = F.cross_entropy(disc.digit(features1), first_labels[picked])
-            d_loss = d_loss + class_loss
+            d_loss = d_loss + args.class_weight * class_loss
             losses["class"] = class_loss
+            if args.feature_weight:
+                align = feature_alignment(fake1_features, fake2_features)
+                d_loss = d_loss + args.feature_weight * align
+                losses["align"] = align
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()

@@ -19,12 +19,13 @@ def parameter_ids(*modules):
     return {id(p) for m in modules for p in m.parameters()}
 
 
-@pytest.mark.parametrize("sharing", [True, False])
-def test_generators_share_all_but_their_last_layer(cogan, sharing):
-    gen = cogan.CoupledGenerators(z_dim=10, w=4, sharing=sharing)
+@pytest.mark.parametrize("sharing, private", [(True, 1), (False, 1), (True, 2)])
+def test_generators_share_all_but_their_last_layers(cogan, sharing, private):
+    gen = cogan.CoupledGenerators(z_dim=10, w=4, sharing=sharing, private=private)
     first, second = parameter_ids(gen.trunk1, gen.last1), parameter_ids(gen.trunk2, gen.last2)
     assert first & second == (parameter_ids(gen.trunk1) if sharing else set())
     assert parameter_ids(gen.last1).isdisjoint(parameter_ids(gen.last2))
+    assert sum(isinstance(m, torch.nn.ConvTranspose2d) for m in gen.last1.modules()) == private
     x1, x2 = gen(torch.randn(3, 10))
     assert x1.shape == x2.shape == (3, 1, 32, 32) and 0 <= x1.min() and x1.max() <= 1
     assert not torch.allclose(x1, x2)  # the last layers differ
@@ -55,6 +56,14 @@ def test_coupled_losses_by_hand(cogan):
     # -log sigma(v) = softplus(-v), each domain's batch mean, summed
     expected_g = (softplus(1) + softplus(-1)) / 2 + softplus(0)
     assert cogan.generator_loss(fake).item() == pytest.approx(expected_g)
+
+
+def test_feature_alignment_by_hand(cogan):
+    a = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    b = torch.tensor([[1.0, 0.0], [3.0, 1.0]])
+    # per pair the squared distance summed over features: 4 and 10, averaged over the batch
+    assert cogan.feature_alignment(a, b).item() == pytest.approx(7.0)
+    assert cogan.feature_alignment(a, a).item() == 0
 
 
 def test_pair_metrics_on_known_images():
@@ -103,14 +112,15 @@ def test_smoke_run_writes_its_files(tmp_path, flags):
 
 
 def test_usps_smoke_run_measures_the_adapted_head(tmp_path):
-    result = run_script("Coupled_GAN/train.py", *SMALL, "--task", "usps", "--out", tmp_path)
+    flags = ["--private-g-layers", "2", "--feature-weight", "0.01", "--class-weight", "10"]
+    result = run_script("Coupled_GAN/train.py", *SMALL, "--task", "usps", *flags, "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["task"] == "usps" and m["steps"] == 16
     for key in ("adapted_acc", "mnist_test_acc", "source_classifier_acc"):
         assert 0 <= m[key] <= 1, key
     assert m["source_acc"] == pytest.approx(0.8032, abs=1e-4)  # the evaluator on untranslated USPS
-    assert "class" in torch.load(tmp_path / "checkpoint.pt", weights_only=True)["losses"]
+    assert {"class", "align"} <= torch.load(tmp_path / "checkpoint.pt", weights_only=True)["losses"].keys()
 
 
 def test_usps_without_sharing_is_one_line():
