@@ -3,7 +3,7 @@ samples of each alone. Page: Coupled_GAN/README.md
 
     python Coupled_GAN/train.py               # digits and their edges -> Coupled_GAN/samples/
     python Coupled_GAN/train.py --no-sharing  # two independent GANs, the counterfactual -> samples/no_sharing/
-    python Coupled_GAN/train.py --task usps --epochs 32 --private-g-layers 2 --feature-weight 0.01 --class-weight 10
+    python Coupled_GAN/train.py --task usps --epochs 32 --feature-weight 0.01 --class-weight 10
                                               # MNIST -> USPS adaptation -> samples/usps/
 
 Both generators read the same noise z and share every layer but their last; both discriminators
