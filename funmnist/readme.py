@@ -456,7 +456,9 @@ def pages() -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description="Regenerate the results tables of README.md and the model pages.")
+    p = argparse.ArgumentParser(
+        description="Regenerate the results tables of README.md, benchmarks/README.md and the model pages."
+    )
     p.add_argument("--check", action="store_true", help="only check that they are up to date")
     args = p.parse_args()
     fresh = pages()
