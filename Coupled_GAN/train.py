@@ -266,10 +266,8 @@ def main():
         x1 = first[picked]
         fake1, fake2 = gen(noise(len(x2)))
         real1, features1 = disc(x1, 1)
-        (fake1_logits, fake1_features), (fake2_logits, fake2_features) = (
-            disc(fake1.detach(), 1),
-            disc(fake2.detach(), 2),
-        )
+        fake1_logits, fake1_features = disc(fake1.detach(), 1)
+        fake2_logits, fake2_features = disc(fake2.detach(), 2)
         d_loss = discriminator_loss([real1, disc(x2, 2)[0]], [fake1_logits, fake2_logits])
         losses = {"d": d_loss}
         if args.task == "usps":

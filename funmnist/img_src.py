@@ -62,8 +62,8 @@ TILES = [
 ]
 
 
-def sha256(text: bytes) -> str:
-    return hashlib.sha256(text).hexdigest()
+def sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
 
 
 def manifest() -> dict:

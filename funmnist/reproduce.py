@@ -49,7 +49,7 @@ def main() -> None:
         for path, text in readme.pages().items():
             path.write_text(text)
         img_src.draw(img_src.manifest())
-        print("the results tables of README.md and the model pages, and img_src/, regenerated")
+        print("the results tables of README.md, benchmarks/README.md and the model pages, and img_src/, regenerated")
 
 
 if __name__ == "__main__":

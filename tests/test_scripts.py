@@ -183,6 +183,12 @@ def test_img_src_goes_stale_when_a_sample_or_a_figure_changes(monkeypatch):
     assert img_src.manifest()["structure_figures"]["gan.png"] != committed["structure_figures"]["gan.png"]
 
 
+def test_the_front_page_table_links_every_model_page():
+    table = (REPO / "README.md").read_text().split("<!-- results:", 1)[1].split("<!-- end of results -->")[0]
+    for script in sorted(REPO.glob("*/train.py")):
+        assert f"]({script.parent.name}/README.md)" in table, script.parent.name
+
+
 def test_every_structure_figure_draws_and_the_readme_shows_it(tmp_path):
     from funmnist import diagrams
 
