@@ -13,16 +13,25 @@ Networks (DCGAN-style, channels 32-64-128-256, half the original's, to train in 
 Objective, with z ~ q(z|x), x~ = Dec(z) the reconstruction and x_p = Dec(z_p), z_p ~ N(0, I):
     L_prior = KL(q(z|x) || N(0, I))
     L_llike = 1/2 |Dis_l(x) - Dis_l(x~)|^2        (a Gaussian likelihood in feature space)
-    L_GAN   = log D(x) + log(1 - D(x~)) + log(1 - D(x_p))
-each network descends its own share (the paper's split):
+    L_GAN   = log D(x) + log(1 - D(x_p))                   (--fakes samples, the default)
+    L_GAN   = log D(x) + log(1 - D(x~)) + log(1 - D(x_p))   (--fakes both, the paper's)
+By default the discriminator rejects the prior's samples alone: judged by the reconstructions too,
+which the feature term already holds close to the real images, it told the malformed samples
+from real digits hardly better than the reconstructions (its page: why the defaults).
+With one-sided label smoothing (Salimans et al. 2016), as in the GAN here, the real images' target
+is s = 0.9, not 1: the discriminator descends -s log D(x) - (1 - s) log(1 - D(x)) for its real term.
+Each network descends its own share (the paper's split):
     encoder        L_prior + L_llike
     decoder        gamma L_llike - L_GAN           (as usual, -log D(fake) instead of log(1 - D(fake)))
     discriminator  -L_GAN
-Sums run over latent dimensions and features; everything is averaged over the batch. The
-discriminator sees real images, reconstructions and samples in one batch, and the decoder makes
-reconstructions and samples in one batch, so that BatchNorm normalises them alike.
-Adam (0.5, 0.999): 2e-4 for encoder and decoder, 2e-5 for the discriminator, so that a stronger
-discriminator does not drown the decoder's samples (its page: why the defaults).
+Sums run over latent dimensions, features and fakes; everything is averaged over the batch. The
+discriminator sees real images in one batch and its fakes in another, as the GAN's does, so that
+its BatchNorm cannot separate them by their batch's statistics; the decoder makes reconstructions
+and samples in one batch, so that its BatchNorm normalises them alike.
+Adam 2e-4 (0.5, 0.999) for all three networks. Samples and their figures come from an
+exponential moving average of the decoder's weights with its BatchNorm statistics recomputed
+(`fm.moving_average`, `fm.settle_batchnorm`), as the GANs' do; `raw_generator` in metrics.json
+gives the raw decoder's.
 With --no-gan, the encoder and decoder train as a plain VAE with the Bernoulli pixel likelihood
 instead: sum_pixels BCE(x, x~) + L_prior.
 """
@@ -89,6 +98,18 @@ def kl_divergence(mu, logvar):
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
 
 
+def discriminator_loss(real_logits, fake_logits, real_target):
+    """-L_GAN with the real images' target smoothed to `real_target`: summed over images, averaged over reals."""
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_target), reduction="sum")
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits), reduction="sum")
+    return (real + fake) / len(real_logits)
+
+
+def generator_loss(fake_logits, batch_size):
+    """The decoder's -L_GAN, non-saturating: -log D over reconstructions and samples, averaged over the batch."""
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits), reduction="sum") / batch_size
+
+
 def main():
     p = fm.parser(
         __file__,
@@ -98,9 +119,18 @@ def main():
         lr=2e-4,
         subfolder=lambda a: "no_gan" if a.no_gan else "",
     )
-    p.add_argument("--lr-d", type=fm.positive_float, default=2e-5, help="the discriminator's learning rate")
+    p.add_argument("--lr-d", type=fm.positive_float, default=2e-4, help="the discriminator's learning rate")
+    p.add_argument(
+        "--real-target", type=fm.unit_interval, default=0.9, help="the real images' target (one-sided label smoothing)"
+    )
     p.add_argument("--latent-dim", type=fm.positive_int, default=32, help="size of z")
     p.add_argument("--gamma", type=fm.positive_float, default=0.01, help="weight of L_llike for the decoder")
+    p.add_argument(
+        "--fakes",
+        choices=["both", "samples"],
+        default="samples",
+        help="what the discriminator rejects: reconstructions and prior samples (the paper's), or samples alone",
+    )
     p.add_argument("--no-gan", action="store_true", help="train a plain VAE: pixel likelihood, no discriminator")
     args = p.parse_args()
     run = fm.Run(args)
@@ -110,7 +140,8 @@ def main():
     opt_e = torch.optim.Adam(enc.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(dec.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr_d, betas=(0.5, 0.999))
-    run.track(enc=enc, dec=dec, disc=disc, opt_e=opt_e, opt_g=opt_g, opt_d=opt_d)
+    dec_avg = fm.moving_average(dec)  # what is sampled and measured at the end
+    run.track(enc=enc, dec=dec, dec_avg=dec_avg, disc=disc, opt_e=opt_e, opt_g=opt_g, opt_d=opt_d)
     orig = data.test_x[:32]
     fixed_z = torch.randn(32, args.latent_dim, device=run.device)
     fm.save_grid(data.test_x[:64], run.out / "orig.png")
@@ -118,8 +149,8 @@ def main():
     def reconstruct(x):
         return dec(enc(x)[0]).sigmoid()  # from the mean code
 
-    def sample(n):
-        return dec(torch.randn(n, args.latent_dim, device=run.device)).sigmoid()
+    def noise(n):
+        return torch.randn(n, args.latent_dim, device=run.device)
 
     for x in run.batches(data.train_x):
         b = len(x)
@@ -137,33 +168,39 @@ def main():
         else:
             # one decoder call, so that its BatchNorm treats reconstructions and samples alike
             x_rec, x_p = dec(torch.cat([z, torch.randn_like(z)])).sigmoid().chunk(2)
-            real, fake = torch.ones(b, device=run.device), torch.zeros(2 * b, device=run.device)
-            # discriminator: real images (1) against reconstructions and samples (0)
-            logits = disc(torch.cat([x, x_rec.detach(), x_p.detach()]))[1]
-            d_loss = F.binary_cross_entropy_with_logits(logits, torch.cat([real, fake]), reduction="sum") / b
+            # discriminator: real images (target s) against its fakes (0), each kind in a batch of its own
+            fakes = torch.cat([x_rec, x_p]) if args.fakes == "both" else x_p
+            d_loss = discriminator_loss(disc(x)[1], disc(fakes.detach())[1], args.real_target)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
             # encoder and decoder, each on its own share of the losses
-            features, logits = disc(torch.cat([x, x_rec, x_p]))
-            llike = 0.5 * (features[b : 2 * b] - features[:b]).pow(2).sum(1).mean()
-            g_gan = F.binary_cross_entropy_with_logits(logits[b:], 1 - fake, reduction="sum") / b
+            real_features = disc(x)[0]
+            fake_features, fake_logits = disc(torch.cat([x_rec, x_p]))
+            llike = 0.5 * (fake_features[:b] - real_features).pow(2).sum(1).mean()
+            g_gan = generator_loss(fake_logits if args.fakes == "both" else fake_logits[b:], b)
             enc_grads = torch.autograd.grad(prior + llike, list(enc.parameters()), retain_graph=True)
             dec_grads = torch.autograd.grad(args.gamma * llike + g_gan, list(dec.parameters()))
             for net, grads, opt in ((enc, enc_grads, opt_e), (dec, dec_grads, opt_g)):
                 for param, grad in zip(net.parameters(), grads, strict=True):
                     param.grad = grad
                 opt.step()
+            dec_avg.update_parameters(dec)
             run.log(kl=prior, llike=llike, d=d_loss, g=g_gan)
         if run.frame_due:  # top half: reconstructions of test digits; bottom half: samples from fixed z
             with fm.evaluating(enc, dec):
                 run.save_frame(torch.cat([reconstruct(orig), dec(fixed_z).sigmoid()]))
 
-    with fm.evaluating(enc, dec):
+    sampler = dec if args.no_gan else dec_avg  # a plain VAE's decoder is measured as it is
+    if not args.no_gan:
+        fm.settle_batchnorm(dec_avg, noise)
+    with fm.evaluating(enc, dec, dec_avg):
         fm.save_grid(reconstruct(data.test_x[:64]), run.out / "recon.png")
-        fm.save_grid(sample(64), run.out / "sample.png")
+        fm.save_grid(sampler(noise(64)).sigmoid(), run.out / "sample.png")
         mse = fm.recon_mse(reconstruct, data.test_x)
-        quality = fm.generator_metrics(sample, data)
+        quality = fm.generator_metrics(lambda n: sampler(noise(n)).sigmoid(), data)
+        if not args.no_gan:
+            quality["raw_generator"] = fm.generator_metrics(lambda n: dec(noise(n)).sigmoid(), data)
     run.finish(gan=not args.no_gan, recon_mse=mse, **quality)
 
 

@@ -114,7 +114,7 @@ FIGURES = {
             "dis": net("discriminator", 7.5, 0),
             "kl": loss("KL", 3.0, 1.1),
             "feat": loss("$\\|Dis_l(\\tilde x) - Dis_l(x)\\|^2$", 9.6, 0.6),
-            "gan": loss("GAN: $x$ real;\n$\\tilde x$, $x_p$ fake", 9.6, -0.7),
+            "gan": loss("GAN: $x$ real, $x_p$ fake", 9.6, -0.7),
         },
         "arrows": [("x", "E"), ("E", "z"), ("z", "dec"), ("zp", "dec"), ("dec", "xt"), ("dec", "xp")]
         + [("xt", "dis"), ("xp", "dis"), ("real", "dis"), ("z", "kl"), ("dis", "feat"), ("dis", "gan")],

@@ -71,6 +71,19 @@ def test_vae_gan_discriminator_features_and_logits():
     assert VAE_GAN.Decoder(32)(mu).shape == (6, 1, 32, 32)
 
 
+def test_vae_gan_losses_against_hand_computed_values():
+    # one real image at logit ln 9 (D = 0.9) and two fakes at logit 0 (D = 1/2), the real target 0.9:
+    # -0.9 ln 0.9 - 0.1 ln 0.1 (the target's entropy, the real term's minimum) + 2 ln 2
+    real, fake = torch.tensor([math.log(9)], requires_grad=True), torch.zeros(2)
+    d_loss = VAE_GAN.discriminator_loss(real, fake, 0.9)
+    assert d_loss.item() == pytest.approx(-0.9 * math.log(0.9) - 0.1 * math.log(0.1) + 2 * math.log(2))
+    d_loss.backward()
+    assert real.grad.item() == pytest.approx(0, abs=1e-6)  # smoothed: a real at D = 0.9 is pushed no further
+    assert VAE_GAN.discriminator_loss(real, fake, 1.0).item() == pytest.approx(-math.log(0.9) + 2 * math.log(2))
+    # the decoder's -log D over both fakes, per real image: 2 ln 2 for a batch of one
+    assert VAE_GAN.generator_loss(fake, 1).item() == pytest.approx(2 * math.log(2))
+
+
 def metrics_of(out):
     return json.loads((out / "metrics.json").read_text())
 
@@ -112,6 +125,7 @@ def test_vae_gan_smoke(tmp_path, flags):
         assert (tmp_path / name).is_file(), name
     m = metrics_of(tmp_path)
     assert m["gan"] is not bool(flags) and {"recon_mse", "fid", "is", "confident"} <= m.keys()
+    assert ("raw_generator" in m) is not bool(flags)  # the averaged decoder's samples, beside the raw one's
 
 
 def test_variant_flags_pick_their_own_output_folder():
