@@ -106,7 +106,7 @@ def discriminator_loss(real_logits, fake_logits, real_target):
 
 
 def generator_loss(fake_logits, batch_size):
-    """The decoder's -L_GAN, non-saturating: -log D over reconstructions and samples, averaged over the batch."""
+    """The decoder's -L_GAN, non-saturating: -log D summed over the fakes the discriminator judges, per image."""
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits), reduction="sum") / batch_size
 
 
