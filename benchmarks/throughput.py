@@ -33,16 +33,29 @@ def models() -> list[str]:
     return sorted(p.parent.name for p in fm.REPO_ROOT.glob("*/train.py"))
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, repeats: int = 10) -> float:
-    """GFLOP/s of the fastest of `repeats` n x n products (2 n^3 FLOPs each), after one warm-up."""
+def product_seconds(device: torch.device, dtype: torch.dtype, n: int, count: int) -> list[float]:
+    """The wall time of each of `count` n x n products, in turn."""
     a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
-    best = float("inf")
-    for i in range(repeats + 1):
+    seconds = []
+    for _ in range(count):
         start = clock(device)
         a @ b
-        if i:
-            best = min(best, clock(device) - start)
-    return 2 * n**3 / best / 1e9
+        seconds.append(clock(device) - start)
+    return seconds
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, largest: int, repeats: int = 10) -> tuple[float, int]:
+    """GFLOP/s of the fastest of `repeats` n x n products (2 n^3 FLOPs each) after one warm-up, and n.
+
+    n doubles from 256 while a product takes under 0.1 s, up to `largest`: a CPU without bf16
+    hardware emulates it at a few GFLOP/s, and there the peak is taken at a smaller size in
+    seconds rather than at the largest over many minutes.
+    """
+    n = 256
+    while n < largest and min(product_seconds(device, dtype, n, 2)) < 0.1:
+        n *= 2
+    best = min(product_seconds(device, dtype, n, repeats + 1)[1:])
+    return 2 * n**3 / best / 1e9, n
 
 
 def measure(model: str, device: str) -> dict:
@@ -67,9 +80,11 @@ def main():
     if unknown := sorted(set(args.models) - set(models())):
         p.error(f"no {unknown[0]}/train.py; the models are {', '.join(models())}")
     device = pick_device(args.device)
-    n = 4096 if device.type == "cuda" else 2048
-    peak = {"fp32": matmul_peak(device, torch.float32, n), "bf16": matmul_peak(device, torch.bfloat16, n)}
-    print(f"{device}: matmul peak {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} GFLOP/s bf16 ({n} x {n})")
+    largest = 4096 if device.type == "cuda" else 2048
+    peak, size = {}, {}
+    for name, dtype in [("fp32", torch.float32), ("bf16", torch.bfloat16)]:
+        peak[name], size[name] = matmul_peak(device, dtype, largest)
+    print(f"{device}: matmul peak " + ", ".join(f"{peak[k]:.0f} GFLOP/s {k} ({size[k]} x {size[k]})" for k in peak))
     rows = {}
     for model in args.models or models():
         row = measure(model, device.type)
@@ -85,7 +100,7 @@ def main():
     record[device.type] = {
         **provenance(device),
         "threads": torch.get_num_threads(),
-        "matmul_n": n,
+        "matmul_n": size,
         "peak_gflops": peak,
         "models": kept | rows,
     }

@@ -118,6 +118,8 @@ def test_throughput_benchmark_measures_a_scripts_own_window(tmp_path):
     vae = cpu["models"]["VAE"]
     assert list(cpu["models"]) == ["VAE"] and vae["batch_size"] == 128 and vae["gflop_per_step"] > 0
     assert vae["peak_share"] == pytest.approx(vae["gflops"] / cpu["peak_gflops"]["fp32"])
+    # each dtype's peak is taken at a power of two from 256 up to 2048, the largest on a CPU
+    assert {n for n in cpu["matmul_n"].values()} <= {256, 512, 1024, 2048} and set(cpu["matmul_n"]) == {"fp32", "bf16"}
     result = run_script("benchmarks/throughput.py", "Nope", "--out", out)
     assert result.returncode == 2 and "no Nope/train.py" in result.stderr
 
