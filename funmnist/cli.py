@@ -42,7 +42,9 @@ class Parser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):
         parsed = super().parse_args(args, namespace)
         if parsed.out is None:
-            parsed.out = self.samples / self.subfolder(parsed) if self.subfolder else self.samples
+            out = self.samples / self.subfolder(parsed) if self.subfolder else self.samples
+            # another seed's run goes beside the committed one (seed 0's), not over it
+            parsed.out = out / f"seed{parsed.seed}" if parsed.seed else out
         return parsed
 
 
@@ -90,7 +92,8 @@ def parser(
     `name` (for metrics.json) and `out` default to the script's folder name and `<folder>/samples/`.
 
     `training=False` leaves out the flags that only a training loop has (for misc/ plots).
-    `subfolder(args)` names a variant's own folder under samples/ (AE's "2_dim", AAE's "fit_donut").
+    `subfolder(args)` names a variant's own folder under samples/ (AE's "2_dim", AAE's "fit_donut");
+    a seed other than 0 writes to seed<N>/ below that.
     """
     folder = Path(script).resolve().parent
     p = Parser(description=description)

@@ -23,6 +23,60 @@ def load(path: str) -> dict | None:
     return json.loads(file.read_text()) if file.is_file() else None
 
 
+class OverSeeds(float):
+    """A figure's mean over seeds, formatted with its range, the mean's format for each: 8.03 [7.81, 8.19]
+    (over one seed, its value alone)."""
+
+    def __new__(cls, values: list[float]):
+        mean = super().__new__(cls, sum(values) / len(values))
+        mean.values = values
+        return mean
+
+    def __format__(self, spec: str) -> str:
+        if len(self.values) == 1:
+            return float.__format__(self, spec)
+        low, high = (float.__format__(v, spec) for v in (min(self.values), max(self.values)))
+        return f"{float.__format__(self, spec)} [{low}, {high}]"
+
+
+def pooled(runs: list[dict]) -> dict:
+    """The first run's record, each of its numbers (nested ones too) an OverSeeds of that number over `runs`."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, dict):
+            out[key] = pooled([r[key] for r in runs])
+        elif isinstance(value, float | int) and not isinstance(value, bool):
+            out[key] = OverSeeds([r[key] for r in runs])
+    return out
+
+
+def load_seeds(path: str) -> dict | None:
+    """The run at `path` (seed 0's, whose pictures are committed) pooled with the same command's runs on other
+    seeds, in seed<N>/ beside it: `seeds` says how many, `seconds` is their mean, `command` names the seeds."""
+    if (first := load(path)) is None:
+        return None
+    folder = (REPO_ROOT / path).parent
+    runs = [first]
+    for file in sorted(folder.glob("seed*/metrics.json"), key=lambda f: int(f.parent.name.removeprefix("seed"))):
+        run = json.loads(file.read_text())
+        if run["command"] != f"{first['command']} --seed {run['seed']}":
+            sys.exit(f"{file.relative_to(REPO_ROOT)}: not `{first['command']}` on another seed: {run['command']}")
+        runs.append(run)
+    if len(runs) == 1:
+        return first
+    seeds = ",".join(str(r["seed"]) for r in runs)
+    return pooled(runs) | {
+        "seeds": len(runs),
+        "seconds": sum(r["seconds"] for r in runs) / len(runs),
+        "command": f"{first['command']} --seed {{{seeds}}}",
+    }
+
+
+def seeds_note(m: dict) -> list[str]:
+    """For a row pooled over seeds: how many, and how its figures read."""
+    return [f"{m['seeds']} seeds: mean [lowest, highest]; wall time the mean"] if "seeds" in m else []
+
+
 def table(columns: list[str], rows: list[tuple]) -> list[str]:
     """A Markdown table: each row is its own cells, then the metrics that give wall time, device and command."""
     lines = [
@@ -79,14 +133,14 @@ GENERATORS = [*UNCONDITIONAL, "Conditional_GAN", "ACGAN", "InfoGAN"]
 def generator_rows() -> list[str]:
     rows = []
     for name in GENERATORS:
-        if m := load(f"{name}/samples/metrics.json"):
+        if m := load_seeds(f"{name}/samples/metrics.json"):
             figures = [
                 f"{m['fid']:.1f}",
-                f"{m['fid'] / m['fid_real']:.1f}",
+                f"{OverSeeds([f / m['fid_real'] for f in getattr(m['fid'], 'values', [m['fid']])]):.1f}",
                 inception_score(m["is"]),
                 f"{m['confident']:.1%}",
             ]
-            others = []
+            others = seeds_note(m)
             if "cond_acc" in m:
                 others.append(
                     f"`cond_acc` {m['cond_acc']:.2%} (the evaluator on real test digits: {m['evaluator_test_acc']:.2%})"
@@ -386,8 +440,9 @@ def headline_lines() -> list[str]:
     """The front page's table: a row per model, its headline figure beside its floor or ceiling, a link to its page."""
     rows = []
     for name, page, path, measured, figure, seconds in HEADLINES:
-        if m := load(path):
-            rows.append((f"[{name}]({page})", measured, figure(m), {**m, "seconds": seconds(m)}))
+        if m := load_seeds(path):
+            result = "; ".join([figure(m), *seeds_note(m)])
+            rows.append((f"[{name}]({page})", measured, result, {**m, "seconds": seconds(m)}))
     return table(["model", "measured", "result"], rows)
 
 

@@ -128,7 +128,7 @@ def test_vae_gan_smoke(tmp_path, flags):
     assert ("raw_generator" in m) is not bool(flags)  # the averaged decoder's samples, beside the raw one's
 
 
-def test_variant_flags_pick_their_own_output_folder():
+def test_variants_and_seeds_pick_their_own_output_folder():
     from funmnist.cli import REPO_ROOT, parser
 
     p = parser(str(REPO_ROOT / "AE" / "train.py"), "t", epochs=1, subfolder=lambda a: a.variant)
@@ -136,3 +136,6 @@ def test_variant_flags_pick_their_own_output_folder():
     assert p.parse_args([]).out == REPO_ROOT / "AE" / "samples" / "100_dim"
     assert p.parse_args(["--variant", "2_dim"]).out == REPO_ROOT / "AE" / "samples" / "2_dim"
     assert str(p.parse_args(["--out", "elsewhere"]).out) == "elsewhere"
+    # another seed goes beside the committed seed 0's run, not over it
+    assert p.parse_args(["--variant", "2_dim", "--seed", "2"]).out == REPO_ROOT / "AE" / "samples" / "2_dim" / "seed2"
+    assert str(p.parse_args(["--seed", "2", "--out", "elsewhere"]).out) == "elsewhere"
