@@ -38,6 +38,11 @@ class OverSeeds(float):
         low, high = (float.__format__(v, spec) for v in (min(self.values), max(self.values)))
         return f"{float.__format__(self, spec)} [{low}, {high}]"
 
+    def __truediv__(self, other):
+        """Seed by seed, so that a ratio of two figures keeps its range."""
+        divisors = other.values if isinstance(other, OverSeeds) else [other] * len(self.values)
+        return OverSeeds([a / b for a, b in zip(self.values, divisors, strict=True)])
+
 
 def pooled(runs: list[dict]) -> dict:
     """The first run's record, each of its numbers (nested ones too) an OverSeeds of that number over `runs`."""
@@ -136,7 +141,7 @@ def generator_rows() -> list[str]:
         if m := load_seeds(f"{name}/samples/metrics.json"):
             figures = [
                 f"{m['fid']:.1f}",
-                f"{OverSeeds([f / m['fid_real'] for f in getattr(m['fid'], 'values', [m['fid']])]):.1f}",
+                f"{m['fid'] / m['fid_real']:.1f}",
                 inception_score(m["is"]),
                 f"{m['confident']:.1%}",
             ]

@@ -119,7 +119,7 @@ def test_throughput_benchmark_measures_a_scripts_own_window(tmp_path):
     assert list(cpu["models"]) == ["VAE"] and vae["batch_size"] == 128 and vae["gflop_per_step"] > 0
     assert vae["peak_share"] == pytest.approx(vae["gflops"] / cpu["peak_gflops"]["fp32"])
     # each dtype's peak is taken at a power of two from 256 up to 2048, the largest on a CPU
-    assert {n for n in cpu["matmul_n"].values()} <= {256, 512, 1024, 2048} and set(cpu["matmul_n"]) == {"fp32", "bf16"}
+    assert set(cpu["matmul_n"].values()) <= {256, 512, 1024, 2048} and set(cpu["matmul_n"]) == {"fp32", "bf16"}
     result = run_script("benchmarks/throughput.py", "Nope", "--out", out)
     assert result.returncode == 2 and "no Nope/train.py" in result.stderr
 
@@ -146,6 +146,7 @@ def test_runs_on_other_seeds_pool_into_a_mean_and_range(tmp_path, monkeypatch):
     def write(folder, seed, command, score, seconds):
         (tmp_path / folder).mkdir(parents=True)
         record = {"command": command, "seed": seed, "is": score, "seconds": seconds, "raw_generator": {"is": score - 1}}
+        record |= {"fid": 10 * score, "fid_real": score / 2}  # fid / fid_real is 20 on every seed
         (tmp_path / folder / "metrics.json").write_text(json.dumps(record | {"gan": True, "device_name": "cpu"}))
 
     write("M/samples", 0, "python M/train.py", 8.19, 700.0)
@@ -155,6 +156,7 @@ def test_runs_on_other_seeds_pool_into_a_mean_and_range(tmp_path, monkeypatch):
     m = readme.load_seeds("M/samples/metrics.json")
     assert f"{m['is']:.2f}" == "8.03 [7.81, 8.19]" and f"{m['raw_generator']['is']:.1f}" == "7.0 [6.8, 7.2]"
     assert m["seeds"] == 3 and m["seconds"] == 700.0 and m["gan"] is True
+    assert f"{m['fid'] / m['fid_real']:.1f}" == "20.0 [20.0, 20.0]"  # divided seed by seed, not mean by mean
     assert m["command"] == "python M/train.py --seed {0,2,10}"  # seed 10 sorts after 2, by number
     assert readme.seeds_note(m) == ["3 seeds: mean [lowest, highest]; wall time the mean"]
     write("M/samples/seed3", 3, "python M/train.py --seed 3 --lr 1", 8.0, 600.0)
