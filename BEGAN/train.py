@@ -155,6 +155,12 @@ def main():
     p.add_argument("--z-dim", type=fm.positive_int, default=100, help="size of the noise vector")
     p.add_argument("--gamma", type=fm.unit_interval, default=1.0, help="the diversity ratio E L(G(z)) / E L(x)")
     p.add_argument("--lambda-k", type=fm.positive_float, default=0.001, help="the learning rate of k")
+    p.add_argument(
+        "--lr-schedule",
+        choices=["linear", "constant"],
+        default="linear",
+        help="linear: held for the first half of the run, then taken linearly to zero (the paper halves it)",
+    )
     args = p.parse_args()
     run = fm.Run(args)
     data = run.load_data()
@@ -162,8 +168,10 @@ def main():
     equilibrium = Equilibrium(args.gamma, args.lambda_k).to(run.device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    decay = run.linear_decay(opt_g, opt_d) if args.lr_schedule == "linear" else []
     gen_avg = fm.moving_average(gen)  # what is sampled and measured at the end
-    run.track(gen=gen, gen_avg=gen_avg, disc=disc, opt_g=opt_g, opt_d=opt_d, equilibrium=equilibrium)
+    schedulers = dict(zip(["sched_g", "sched_d"], decay, strict=False))
+    run.track(gen=gen, gen_avg=gen_avg, disc=disc, opt_g=opt_g, opt_d=opt_d, equilibrium=equilibrium, **schedulers)
     fixed_z = torch.randn(64, args.z_dim, device=run.device)
     fm.save_grid(data.train_x[:64], run.out / "real.png")
 
@@ -181,6 +189,8 @@ def main():
         backward(real_loss, g_loss, equilibrium.k, disc)
         opt_d.step()
         opt_g.step()
+        for sched in decay:
+            sched.step()
         gen_avg.update_parameters(gen)
         m_global = equilibrium.update(real_loss.item(), g_loss.item())
         run.log(d=d_loss, g=g_loss, k=equilibrium.k, m_global=m_global)
