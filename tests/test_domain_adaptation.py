@@ -189,15 +189,31 @@ def test_unit_shares_layers_between_domains(unit, private):
     assert enc_u(x).shape == (2, 128, 1, 1) and gen_m(enc_u(x)).shape == (2, 1, 32, 32)
 
 
+def test_unit_adapt_shares_the_discriminators_last_conv_and_classifies_through_it(unit):
+    d_u = unit.Discriminator(32, classes=10)
+    d_m = unit.Discriminator(32, top=d_u.top)
+    shared = {id(p) for p in d_u.parameters()} & {id(p) for p in d_m.parameters()}
+    assert shared == {id(p) for p in d_u.top.parameters()} and len(shared) == 6  # conv, logits conv, head
+    x = torch.rand(3, 1, 32, 32)
+    logits, features = d_m(x)
+    assert logits.shape == (3, 1, 4, 4) and features.shape == (3, 128, 4, 4)
+    assert d_u.classifier()(x).shape == (3, 10)
+    assert torch.equal(d_m.classifier()(x), d_u.top.digit(features.flatten(1)))  # the head on D_M's features
+    plain = unit.Discriminator(32)
+    assert plain.top.digit is None and not {id(p) for p in plain.parameters()} & shared
+
+
 def test_unit_kl_by_hand(unit):
     mu = torch.tensor([[1.0, -2.0], [0.0, 3.0]])
     # KL(N(mu, 1) || N(0, 1)) = mu^2 / 2 per unit: (0.5 + 2 + 0 + 4.5) / 4
     assert unit.kl_loss(mu).item() == pytest.approx(7 / 4)
 
 
-@pytest.mark.parametrize("script", ["CycleGAN/train.py", "UNIT/train.py"])
-def test_translator_smoke_run_writes_its_files(tmp_path, script):
-    result = run_script(script, *SMOKE, "--out", tmp_path)
+@pytest.mark.parametrize(
+    "script, flags", [("CycleGAN/train.py", []), ("UNIT/train.py", []), ("UNIT/train.py", ["--adapt"])]
+)
+def test_translator_smoke_run_writes_its_files(tmp_path, script, flags):
+    result = run_script(script, *SMOKE, *flags, "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     for name in ("real.png", "translation.png", "cycle.png", "process.gif", "loss.png", "checkpoint.pt"):
         assert (tmp_path / name).is_file(), name
@@ -207,10 +223,18 @@ def test_translator_smoke_run_writes_its_files(tmp_path, script):
         assert 0 <= m[key] <= 1, key
     assert m["source_acc"] == pytest.approx(0.8032, abs=1e-4)  # the evaluator on USPS's test set, untranslated
     assert m["fid"] > 0 and m["fid_real"] > 0
+    adapt_keys = {"discriminator_adapted_acc", "discriminator_mnist_acc"}
+    assert adapt_keys <= m.keys() if flags else not adapt_keys & m.keys()
 
 
 @pytest.mark.parametrize(
-    "script, task", [("CycleGAN/train.py", []), ("UNIT/train.py", []), ("Coupled_GAN/train.py", ["--task", "usps"])]
+    "script, task",
+    [
+        ("CycleGAN/train.py", []),
+        ("UNIT/train.py", []),
+        ("UNIT/train.py", ["--adapt"]),  # reads MNIST's labels, never USPS's
+        ("Coupled_GAN/train.py", ["--task", "usps"]),
+    ],
 )
 def test_usps_training_labels_are_never_read(tmp_path, script, task):
     """Permuting USPS's training labels leaves a seeded run bit-identical."""
