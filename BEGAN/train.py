@@ -27,7 +27,8 @@ Objective, with L(v) = mean over pixels of |v - D(v)| for each image (an L1 reco
     k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1),   k_0 = 0
 The proportional control k_t keeps E L(G(z)) = gamma E L(x): gamma trades diversity (higher) for
 quality (lower); gamma = 1, lambda_k = 0.001. M_global = L(x) + |gamma L(x) - L(G(z))| measures
-convergence (`convergence.png`). Adam 1e-4, betas (0.5, 0.999), batches of 16 (the paper's), 4
+convergence (`convergence.png`). Adam 1e-4, betas (0.5, 0.999), held for the first half of the run,
+then linearly to zero (the paper halves it when M_global stalls), batches of 16 (the paper's), 4
 epochs (15,000 steps). Both players step together from one forward pass (`backward`), as the paper
 writes the two losses for one step: one pass of the autoencoder fewer per step than updating the
 discriminator first and then scoring the fakes again for the generator.
