@@ -1,7 +1,7 @@
 """Boundary equilibrium GAN (Berthelot et al. 2017) on the DCGAN-style pair of the original README.
 Page: BEGAN/README.md (flags, departures from the paper, why the defaults)
 
-    python BEGAN/train.py      # 14 minutes on a 2-core AMD EPYC -> BEGAN/samples/
+    python BEGAN/train.py      # 13 to 24 minutes on a 2-core AMD EPYC (two kinds) -> BEGAN/samples/
 
 Networks (channels 32-64-128-256, half the original's 64-512, to fit the time on a CPU), the DCGAN
 pair with three of the paper's changes, ELU activations, nearest-neighbour upsampling and pairs of
