@@ -230,12 +230,12 @@ def main():
         opt_g.step()
 
         real_m_logits, real_m_features = d_m(y)
-        d_loss = lsgan_loss(real_m_logits, 1) + lsgan_loss(d_m(fake_m.detach())[0], 0)
-        d_loss = d_loss + lsgan_loss(d_u(x)[0], 1) + lsgan_loss(d_u(fake_u.detach())[0], 0)
+        (judged_m, judged_m_features), (judged_u, judged_u_features) = d_m(fake_m.detach()), d_u(fake_u.detach())
+        d_loss = lsgan_loss(real_m_logits, 1) + lsgan_loss(judged_m, 0)
+        d_loss = d_loss + lsgan_loss(d_u(x)[0], 1) + lsgan_loss(judged_u, 0)
         if args.adapt:
             class_loss = F.cross_entropy(d_m.top.digit(real_m_features.flatten(1)), mnist.train_y[picked])
-            agree_d = l1(d_u(recon_u.detach())[1], d_m(fake_m.detach())[1])
-            agree_d = agree_d + l1(d_m(recon_m.detach())[1], d_u(fake_u.detach())[1])
+            agree_d = l1(d_u(recon_u.detach())[1], judged_m_features) + l1(d_m(recon_m.detach())[1], judged_u_features)
             d_loss = d_loss + args.class_weight * class_loss + args.feature_weight * agree_d
             losses["class"] = class_loss
         opt_d.zero_grad(set_to_none=True)
