@@ -224,7 +224,7 @@ def test_translator_smoke_run_writes_its_files(tmp_path, script, flags):
     assert m["source_acc"] == pytest.approx(0.8032, abs=1e-4)  # the evaluator on USPS's test set, untranslated
     assert m["fid"] > 0 and m["fid_real"] > 0
     adapt_keys = {"discriminator_adapted_acc", "discriminator_mnist_acc"}
-    assert adapt_keys <= m.keys() if flags else not adapt_keys & m.keys()
+    assert (adapt_keys <= m.keys()) if flags else not (adapt_keys & m.keys())
 
 
 @pytest.mark.parametrize(
