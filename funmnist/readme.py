@@ -57,7 +57,8 @@ def pooled(runs: list[dict]) -> dict:
 
 def load_seeds(path: str) -> dict | None:
     """The run at `path` (seed 0's, whose pictures are committed) pooled with the same command's runs on other
-    seeds, in seed<N>/ beside it: `seeds` says how many, `seconds` is their mean, `command` names the seeds."""
+    seeds, in seed<N>/ beside it: `seeds` says how many, `seconds` is their mean, `command` names the seeds and
+    `device_name` each machine they ran on, once (speeds differ between machines, so a mean time names them all)."""
     if (first := load(path)) is None:
         return None
     folder = (REPO_ROOT / path).parent
@@ -74,6 +75,7 @@ def load_seeds(path: str) -> dict | None:
         "seeds": len(runs),
         "seconds": sum(r["seconds"] for r in runs) / len(runs),
         "command": f"{first['command']} --seed {{{seeds}}}",
+        "device_name": "; ".join(dict.fromkeys(r["device_name"] for r in runs)),
     }
 
 

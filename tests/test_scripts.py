@@ -143,21 +143,22 @@ def test_runs_on_other_seeds_pool_into_a_mean_and_range(tmp_path, monkeypatch):
 
     monkeypatch.setattr(readme, "REPO_ROOT", tmp_path)
 
-    def write(folder, seed, command, score, seconds):
+    def write(folder, seed, command, score, seconds, device="cpu A"):
         (tmp_path / folder).mkdir(parents=True)
         record = {"command": command, "seed": seed, "is": score, "seconds": seconds, "raw_generator": {"is": score - 1}}
         record |= {"fid": 10 * score, "fid_real": score / 2}  # fid / fid_real is 20 on every seed
-        (tmp_path / folder / "metrics.json").write_text(json.dumps(record | {"gan": True, "device_name": "cpu"}))
+        (tmp_path / folder / "metrics.json").write_text(json.dumps(record | {"gan": True, "device_name": device}))
 
     write("M/samples", 0, "python M/train.py", 8.19, 700.0)
     assert readme.load_seeds("M/samples/metrics.json")["is"] == 8.19  # one seed: the run as it is
-    write("M/samples/seed2", 2, "python M/train.py --seed 2", 8.10, 600.0)
+    write("M/samples/seed2", 2, "python M/train.py --seed 2", 8.10, 600.0, device="cpu B")
     write("M/samples/seed10", 10, "python M/train.py --seed 10", 7.81, 800.0)
     m = readme.load_seeds("M/samples/metrics.json")
     assert f"{m['is']:.2f}" == "8.03 [7.81, 8.19]" and f"{m['raw_generator']['is']:.1f}" == "7.0 [6.8, 7.2]"
     assert m["seeds"] == 3 and m["seconds"] == 700.0 and m["gan"] is True
     assert f"{m['fid'] / m['fid_real']:.1f}" == "20.0 [20.0, 20.0]"  # divided seed by seed, not mean by mean
     assert m["command"] == "python M/train.py --seed {0,2,10}"  # seed 10 sorts after 2, by number
+    assert m["device_name"] == "cpu A; cpu B"  # a mean time names every machine it was taken on, once
     assert readme.seeds_note(m) == ["3 seeds: mean [lowest, highest]; wall time the mean"]
     write("M/samples/seed3", 3, "python M/train.py --seed 3 --lr 1", 8.0, 600.0)
     with pytest.raises(SystemExit, match="seed3/metrics.json: not `python M/train.py` on another seed"):
