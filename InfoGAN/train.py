@@ -89,10 +89,11 @@ class Generator(nn.Module):
         return self.net(codes[:, :, None, None])
 
 
-def information_loss(category_logits, category, means, continuous):
-    """-log Q(c | x): cross-entropy for c1 plus the unit-variance Gaussian NLL of c2, c3; batch mean."""
+def information_loss(category_logits, category, means, continuous, continuous_weight=1.0):
+    """-log Q(c | x): cross-entropy for c1 plus continuous_weight times the unit-variance Gaussian NLL
+    of c2, c3; batch mean."""
     gaussian_nll = ((continuous - means).pow(2) / 2 + math.log(2 * math.pi) / 2).sum(1).mean()
-    return F.cross_entropy(category_logits, category) + gaussian_nll
+    return F.cross_entropy(category_logits, category) + continuous_weight * gaussian_nll
 
 
 def main():
@@ -100,6 +101,12 @@ def main():
     p.add_argument("--lr-g", type=fm.positive_float, default=1e-3, help="the generator's learning rate")
     p.add_argument("--z-dim", type=fm.positive_int, default=62, help="size of the noise vector")
     p.add_argument("--info-weight", type=fm.positive_float, default=1.0, help="lambda, the information loss's weight")
+    p.add_argument(
+        "--continuous-weight",
+        type=fm.positive_float,
+        default=1.0,
+        help="weight of the continuous codes' term within the information loss (the categorical's is 1)",
+    )
     args = p.parse_args()
     run = fm.Run(args)
     data = run.load_data()
@@ -128,7 +135,7 @@ def main():
         fake = gen(torch.randn(len(x), args.z_dim, device=run.device), category, continuous)
         real_logits = disc(x)[0]
         fake_logits, category_logits, means = disc(fake.detach())
-        info_d = information_loss(category_logits, category, means, continuous)
+        info_d = information_loss(category_logits, category, means, continuous, args.continuous_weight)
         d_loss = (
             F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, REAL_TARGET))
             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
@@ -138,7 +145,7 @@ def main():
         d_loss.backward()
         opt_d.step()
         fake_logits, category_logits, means = disc(fake)
-        info = information_loss(category_logits, category, means, continuous)
+        info = information_loss(category_logits, category, means, continuous, args.continuous_weight)
         g_loss = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits)) + args.info_weight * info
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()

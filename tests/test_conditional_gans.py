@@ -83,6 +83,8 @@ def test_infogan_information_loss_against_hand_values():
     expected = math.log(10) + (0.125 + 0.5) / 2 + math.log(2 * math.pi)
     loss = INFOGAN.information_loss(logits, torch.tensor([3, 7]), means, continuous)
     assert loss.item() == pytest.approx(expected)
+    weighted = INFOGAN.information_loss(logits, torch.tensor([3, 7]), means, continuous, continuous_weight=0.1)
+    assert weighted.item() == pytest.approx(math.log(10) + 0.1 * (expected - math.log(10)))
     sure = torch.full((1, 10), -30.0)
     sure[0, 2] = 30.0
     perfect = INFOGAN.information_loss(sure, torch.tensor([2]), torch.zeros(1, 2), torch.zeros(1, 2))
