@@ -148,7 +148,14 @@ def l1(a, b):
 
 
 def main():
-    p = fm.parser(__file__, "Train UNIT between USPS and MNIST.", epochs=12, batch_size=32, lr=1e-4)
+    p = fm.parser(
+        __file__,
+        "Train UNIT between USPS and MNIST.",
+        epochs=12,
+        batch_size=32,
+        lr=1e-4,
+        subfolder=lambda args: "adapt" if args.adapt else "",
+    )
     p.add_argument("--usps-framing", choices=fm.USPS_FRAMINGS, default="full", help="how USPS fills the 32x32 frame")
     p.add_argument("--width", type=fm.positive_int, default=32, help="channels of the first layer (the paper: 64)")
     p.add_argument("--latent-dim", type=fm.positive_int, default=128, help="size of the shared code")
