@@ -97,7 +97,7 @@ def information_loss(category_logits, category, means, continuous, continuous_we
 
 
 def main():
-    p = fm.parser(__file__, "Train an InfoGAN.", epochs=15, batch_size=64, lr=2e-4)
+    p = fm.parser(__file__, "Train an InfoGAN.", epochs=5, batch_size=64, lr=2e-4)
     p.add_argument("--lr-g", type=fm.positive_float, default=1e-3, help="the generator's learning rate")
     p.add_argument("--z-dim", type=fm.positive_int, default=62, help="size of the noise vector")
     p.add_argument("--info-weight", type=fm.positive_float, default=1.0, help="lambda, the information loss's weight")
