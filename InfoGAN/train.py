@@ -43,7 +43,7 @@ REAL_TARGET = 0.9  # one-sided label smoothing, as in GAN/train.py: the fakes' t
 class Discriminator(nn.Module):
     """The real/fake logit and, from the same trunk, Q's categorical logits and continuous means."""
 
-    def __init__(self, w=32):
+    def __init__(self, w=32, q_hidden=128):
         super().__init__()
 
         def down(c_in, c_out):
@@ -51,13 +51,11 @@ class Discriminator(nn.Module):
 
         self.trunk = nn.Sequential(*down(1, w), *down(w, 2 * w), *down(2 * w, 4 * w), *down(4 * w, 8 * w))
         self.source = nn.Conv2d(8 * w, 1, 2)
-        self.q = nn.Sequential(
-            nn.Conv2d(8 * w, 128, 2),
-            nn.BatchNorm2d(128),
-            nn.LeakyReLU(0.2),
-            nn.Flatten(),
-            nn.Linear(128, CATEGORIES + CONTINUOUS),
-        )
+        if q_hidden:
+            head = [nn.Conv2d(8 * w, q_hidden, 2), nn.BatchNorm2d(q_hidden), nn.LeakyReLU(0.2), nn.Flatten()]
+            self.q = nn.Sequential(*head, nn.Linear(q_hidden, CATEGORIES + CONTINUOUS))
+        else:  # Q linear in the trunk's features, as the source logit is
+            self.q = nn.Sequential(nn.Conv2d(8 * w, CATEGORIES + CONTINUOUS, 2), nn.Flatten())
 
     def forward(self, x):
         """(real/fake logit (N,), categorical logits (N, 10), continuous means (N, 2))."""
@@ -102,6 +100,12 @@ def main():
     p.add_argument("--z-dim", type=fm.positive_int, default=62, help="size of the noise vector")
     p.add_argument("--info-weight", type=fm.positive_float, default=1.0, help="lambda, the information loss's weight")
     p.add_argument(
+        "--q-hidden",
+        type=fm.non_negative_int,
+        default=128,
+        help="width of Q's hidden layer on the discriminator's trunk; 0: Q is linear in the trunk's features",
+    )
+    p.add_argument(
         "--continuous-weight",
         type=fm.positive_float,
         default=1.0,
@@ -110,7 +114,7 @@ def main():
     args = p.parse_args()
     run = fm.Run(args)
     data = run.load_data()
-    gen, disc = run.to_device(Generator(args.z_dim)), run.to_device(Discriminator())
+    gen, disc = run.to_device(Generator(args.z_dim)), run.to_device(Discriminator(q_hidden=args.q_hidden))
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr_g, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
     run.track(gen=gen, disc=disc, opt_g=opt_g, opt_d=opt_d)

@@ -91,8 +91,9 @@ def test_infogan_information_loss_against_hand_values():
     assert perfect.item() == pytest.approx(math.log(2 * math.pi), abs=1e-6)
 
 
-def test_infogan_q_shares_the_discriminator_trunk():
-    disc = INFOGAN.Discriminator().eval()
+@pytest.mark.parametrize("q_hidden", [128, 0])
+def test_infogan_q_shares_the_discriminator_trunk(q_hidden):
+    disc = INFOGAN.Discriminator(q_hidden=q_hidden).eval()
     source, category_logits, means = disc(torch.rand(3, 1, 32, 32))
     assert source.shape == (3,) and category_logits.shape == (3, 10) and means.shape == (3, 2)
     (category_logits.sum() + means.sum()).backward()
