@@ -203,6 +203,7 @@ TRANSLATORS = [
     ("CycleGAN", "", "plain (the paper's)"),
     ("CycleGAN", "semantic/", "`--semantic` (CyCADA's loss)"),
     ("UNIT", "", "shared latent space"),
+    ("UNIT", "adapt/", "`--adapt` (the paper's digit setup)"),
 ]
 
 
