@@ -123,10 +123,7 @@ def autoencoder_rows() -> list[str]:
             rows.append(("Adversarial Autoencoder", f"{prior} prior", f"{m['recon_mse']:.4f}", figures, m))
     for folder, name in (("", "VAE-GAN"), ("no_gan/", "the same VAE, pixel loss (`--no-gan`)")):
         if m := load(f"VAE-GAN/samples/{folder}metrics.json"):
-            figures = generated(m)
-            if raw := m.get("raw_generator"):
-                figures += f"; from the decoder's moving average, the raw decoder's `fid` {raw['fid']:.1f}"
-            rows.append(("VAE-GAN", name, f"{m['recon_mse']:.4f}", figures, m))
+            rows.append(("VAE-GAN", name, f"{m['recon_mse']:.4f}", generated(m), m))
     if not rows:
         return []
     caption = "Autoencoders (`recon_mse`: mean squared error per pixel of the test set's reconstructions):"

@@ -125,7 +125,10 @@ def test_vae_gan_smoke(tmp_path, flags):
         assert (tmp_path / name).is_file(), name
     m = metrics_of(tmp_path)
     assert m["gan"] is not bool(flags) and {"recon_mse", "fid", "is", "confident"} <= m.keys()
-    assert ("raw_generator" in m) is not bool(flags)  # the averaged decoder's samples, beside the raw one's
+    objects = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["objects"]
+    trained = "egd"[: 3 - len(flags)]  # the encoder's, the decoder's and, with the GAN, the discriminator's
+    assert [name for name in objects if name.startswith("sched_")] == [f"sched_{net}" for net in trained]
+    assert all(objects[f"opt_{net}"]["param_groups"][0]["lr"] == 0 for net in trained)  # the rate ends at zero
 
 
 def test_variants_and_seeds_pick_their_own_output_folder():
