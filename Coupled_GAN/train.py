@@ -24,12 +24,14 @@ Tasks (domain 1, domain 2):
               (`--feature-weight`), and the class loss is weighted (`--class-weight`)
 
 Networks (width w = 32; DCGAN's shapes for 32x32):
-    generators      shared: z (100) -> 4x4 transposed conv to 4w x 4 x 4, two stride-2 4x4
-                    transposed convs (2w, w; -> 16x16), BatchNorm and ReLU; each its own: a
-                    stride-2 4x4 transposed conv to the 32x32 pixels, sigmoid. With
-                    `--private-g-layers 2` the 8x8 -> 16x16 layer is each generator's own too, so
-                    that each can frame its digit (a USPS digit fills the frame, MNIST's sits in
-                    a 20-pixel box)
+    generators      shared: z (100) -> 4x4 transposed conv to 4w x 4 x 4, three stride-2 4x4
+                    transposed convs (2w, w, w/2; -> 32x32), BatchNorm and ReLU; each its own: a
+                    stride-1 3x3 conv to the pixels, sigmoid. As in the paper, the shared layers
+                    reach the pixels' resolution, so that both domains place a stroke where the
+                    shared map puts it (a private stride-2 layer from 16x16 left each domain free
+                    to draw its contour a pixel off the other's). With `--private-g-layers 2` the
+                    16x16 -> 32x32 layer is each generator's own too, so that each can frame its
+                    digit (a USPS digit fills the frame, MNIST's sits in a 20-pixel box)
     discriminators  each its own: a stride-2 4x4 conv (w, 32x32 -> 16x16), LeakyReLU 0.2, no
                     BatchNorm on the input (DCGAN's); shared: two stride-2 4x4 convs (2w, 4w; ->
                     4x4), BatchNorm and LeakyReLU, and a linear map of the 4w x 4 x 4 features to
@@ -80,14 +82,14 @@ def down(c_in, c_out):
 
 
 def generator_trunk(z_dim, w, private=1):
-    """z -> features: every generator layer but the last `private` (w x 16 x 16 for 1, 2w x 8 x 8 for 2)."""
-    layers = [nn.ConvTranspose2d(z_dim, 4 * w, 4), nn.BatchNorm2d(4 * w), nn.ReLU(), *up(4 * w, 2 * w)]
-    return nn.Sequential(*layers, *(up(2 * w, w) if private == 1 else []))
+    """z -> features: every generator layer but the last `private` (w/2 x 32 x 32 for 1, w x 16 x 16 for 2)."""
+    layers = [nn.ConvTranspose2d(z_dim, 4 * w, 4), nn.BatchNorm2d(4 * w), nn.ReLU(), *up(4 * w, 2 * w), *up(2 * w, w)]
+    return nn.Sequential(*layers, *(up(w, w // 2) if private == 1 else []))
 
 
 def generator_last(w, private=1):
-    """A generator's own layers: the stride-2 transposed conv to the 32x32 pixels, after the one from 8x8 for 2."""
-    return nn.Sequential(*(up(2 * w, w) if private == 2 else []), nn.ConvTranspose2d(w, 1, 4, 2, 1), nn.Sigmoid())
+    """A generator's own layers: a stride-1 3x3 conv to the pixels, after the transposed conv to 32x32 for 2."""
+    return nn.Sequential(*(up(w, w // 2) if private == 2 else []), nn.Conv2d(w // 2, 1, 3, 1, 1), nn.Sigmoid())
 
 
 class CoupledGenerators(nn.Module):
