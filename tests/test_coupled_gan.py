@@ -26,7 +26,8 @@ def test_generators_share_all_but_their_last_layers(cogan, sharing, private):
     assert first & second == (parameter_ids(gen.trunk1) if sharing else set())
     assert parameter_ids(gen.last1).isdisjoint(parameter_ids(gen.last2))
     own = [type(m) for m in gen.last1.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
-    assert own == [torch.nn.ConvTranspose2d] * (private - 1) + [torch.nn.Conv2d]  # the pixels' conv is stride 1
+    assert own == [torch.nn.ConvTranspose2d] * (private - 1) + [torch.nn.Conv2d]
+    assert gen.last1[-2].stride == (1, 1)  # the conv to the pixels is stride 1, as the paper's
     assert gen.trunk1(torch.randn(3, 10, 1, 1)).shape[-1] == 32 // private  # shared up to 32x32 for 1
     x1, x2 = gen(torch.randn(3, 10))
     assert x1.shape == x2.shape == (3, 1, 32, 32) and 0 <= x1.min() and x1.max() <= 1
