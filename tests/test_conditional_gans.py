@@ -100,6 +100,24 @@ def test_infogan_q_shares_the_discriminator_trunk(q_hidden):
     assert disc.trunk[0].weight.grad.abs().sum() > 0 and disc.source.weight.grad is None
 
 
+def test_infogan_distort_moves_and_restrokes_each_image_apart(mnist):
+    x = mnist.train_x[:300]
+    torch.manual_seed(0)
+    y = INFOGAN.distort(x)
+    assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1
+    copies = INFOGAN.distort(x[:1].repeat(8, 1, 1, 1))
+    assert all(not torch.allclose(copies[0], c) for c in copies[1:])  # a transform of its own for each image
+    ink, distorted_ink = x.sum((1, 2, 3)), y.sum((1, 2, 3))
+    ratio = distorted_ink / ink
+    # scaled by 0.85-1.15: ink by 0.72-1.32; a dilation adds far more, half an erosion takes a part
+    assert (ratio > 1.5).float().mean() == pytest.approx(1 / 3, abs=0.08)
+    assert (ratio < 0.8).float().mean() == pytest.approx(1 / 3, abs=0.08)
+    # the digit's centre of ink moves by at most the shift (2 pixels) and the rotation about the centre
+    grid = torch.arange(32.0)
+    centre = torch.stack([(img.sum(1) * grid).sum() / img.sum() for img in (x[:, 0], y[:, 0])])
+    assert (centre[0] - centre[1]).abs().max() < 4.5
+
+
 def test_code_acc_matches_codes_to_digits_one_to_one():
     labels = np.repeat(np.arange(10), 5)
     permutation = np.array([3, 7, 0, 9, 1, 4, 8, 2, 6, 5])
