@@ -3,7 +3,7 @@ samples of each alone. Page: Coupled_GAN/README.md
 
     python Coupled_GAN/train.py               # digits and their edges -> Coupled_GAN/samples/
     python Coupled_GAN/train.py --no-sharing  # two independent GANs, the counterfactual -> samples/no_sharing/
-    python Coupled_GAN/train.py --task usps --epochs 32 --feature-weight 0.01 --class-weight 10
+    python Coupled_GAN/train.py --task usps --epochs 32 --feature-weight 0.01 --class-weight 10 --zoom
                                               # MNIST -> USPS adaptation -> samples/usps/
 
 Both generators read the same noise z and share every layer but their last; both discriminators
@@ -21,7 +21,10 @@ Tasks (domain 1, domain 2):
               the GAN; through USPS's own first layer it then classifies USPS digits it never saw
               labelled (`adapted_acc`). As in the official code, the discriminators also learn to
               read a coupled pair alike, |h_1(g1(z)) - h_2(g2(z))|^2 on their shared features
-              (`--feature-weight`), and the class loss is weighted (`--class-weight`)
+              (`--feature-weight`), and the class loss is weighted (`--class-weight`). A USPS digit
+              fills its frame where MNIST's sits in a 20-pixel box, which no 3x3 conv can rescale;
+              with `--zoom` g2's pixels pass through, and D_2's input first meets, a learned zoom
+              and shift (three numbers each), so that one shared digit can be drawn at both sizes
 
 Networks (width w = 32; DCGAN's shapes for 32x32):
     generators      shared: z (100) -> 4x4 transposed conv to 4w x 4 x 4, three stride-2 4x4
@@ -92,14 +95,37 @@ def generator_last(w, private=1):
     return nn.Sequential(*(up(w, w // 2) if private == 2 else []), nn.Conv2d(w // 2, 1, 3, 1, 1), nn.Sigmoid())
 
 
-class CoupledGenerators(nn.Module):
-    """(g1(z), g2(z)); without sharing, each generator has its own trunk."""
+class Zoom(nn.Module):
+    """A learned zoom and shift of whole images, three numbers from the identity: the image is resampled at
+    s (u, v) + t, (u, v) in [-1, 1]^2, so s < 1 magnifies and s > 1 shrinks (a spatial transformer of one affine
+    map for every image)."""
 
-    def __init__(self, z_dim=100, w=32, sharing=True, private=1):
+    def __init__(self):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(()))
+        self.shift = nn.Parameter(torch.zeros(2))
+
+    def forward(self, x):
+        scale = self.log_scale.exp()
+        zero = torch.zeros_like(scale)
+        theta = torch.stack([torch.stack([scale, zero, self.shift[0]]), torch.stack([zero, scale, self.shift[1]])])
+        grid = F.affine_grid(theta.expand(len(x), 2, 3), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, align_corners=False)
+
+    def figures(self) -> dict:
+        return {"scale": self.log_scale.exp().item(), "shift": self.shift.tolist()}
+
+
+class CoupledGenerators(nn.Module):
+    """(g1(z), g2(z)); without sharing, each generator has its own trunk; with `zoom`, g2 frames its images itself."""
+
+    def __init__(self, z_dim=100, w=32, sharing=True, private=1, zoom=False):
         super().__init__()
         self.trunk1 = generator_trunk(z_dim, w, private)
         self.trunk2 = self.trunk1 if sharing else generator_trunk(z_dim, w, private)
         self.last1, self.last2 = generator_last(w, private), generator_last(w, private)
+        if zoom:
+            self.last2.append(Zoom())
 
     def forward(self, z):
         z = z[:, :, None, None]
@@ -127,11 +153,14 @@ class DiscriminatorTrunk(nn.Module):
 
 
 class CoupledDiscriminators(nn.Module):
-    """D_1 and D_2 (`forward(x, domain)` gives logits and shared features); `digit`, for usps, classifies them."""
+    """D_1 and D_2 (`forward(x, domain)` gives logits and shared features); `digit`, for usps, classifies them.
+    With `zoom`, D_2 first frames its images itself."""
 
-    def __init__(self, w=32, sharing=True, classes=0):
+    def __init__(self, w=32, sharing=True, classes=0, zoom=False):
         super().__init__()
         self.first1, self.first2 = first_layer(w), first_layer(w)
+        if zoom:
+            self.first2.insert(0, Zoom())
         self.trunk1 = DiscriminatorTrunk(w)
         self.trunk2 = self.trunk1 if sharing else DiscriminatorTrunk(w)
         self.digit = nn.Linear(4 * w * 16, classes) if classes else None
@@ -150,6 +179,17 @@ class CoupledDiscriminators(nn.Module):
         return nn.Sequential(first, trunk.features, self.digit)
 
 
+def optimiser(module: nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam, (0.5, 0.999); a Zoom's numbers at ZOOM_LR_FACTOR times the rate: one global scale has to travel
+    about 0.47 in log space (a digit's 20-pixel box to a full frame), which at 2e-4 a step would take most of the run.
+    """
+    zooms = [p for m in module.modules() if isinstance(m, Zoom) for p in m.parameters()]
+    rest = [p for p in module.parameters() if all(p is not q for q in zooms)]
+    groups = [{"params": rest}] + ([{"params": zooms, "lr": lr * ZOOM_LR_FACTOR}] if zooms else [])
+    return torch.optim.Adam(groups, lr=lr, betas=(0.5, 0.999))
+
+
+ZOOM_LR_FACTOR = 10
 REAL_TARGET = 0.9  # one-sided label smoothing, as GAN/train.py: the fakes' target stays 0
 
 
@@ -213,6 +253,11 @@ def main():
         help="generator layers kept per domain (the paper: 1)",
     )
     p.add_argument(
+        "--zoom",
+        action="store_true",
+        help="domain 2's framing learned: g2 ends, and D_2 begins, with a zoom and shift of its own (not the paper's)",
+    )
+    p.add_argument(
         "--feature-weight",
         type=fm.non_negative_float,
         default=0.0,
@@ -237,10 +282,10 @@ def main():
         first, second = mnist.train_x[:half], PAIRED_VIEW[args.task](mnist.train_x[half:])
         run.epoch_over(second)
     sharing = not args.no_sharing
-    gen = run.to_device(CoupledGenerators(args.z_dim, args.width, sharing, args.private_g_layers))
-    disc = run.to_device(CoupledDiscriminators(args.width, sharing, classes=10 if args.task == "usps" else 0))
-    opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    gen = run.to_device(CoupledGenerators(args.z_dim, args.width, sharing, args.private_g_layers, args.zoom))
+    classes = 10 if args.task == "usps" else 0
+    disc = run.to_device(CoupledDiscriminators(args.width, sharing, classes, args.zoom))
+    opt_g, opt_d = optimiser(gen, args.lr), optimiser(disc, args.lr)
     decay = run.linear_decay(opt_g, opt_d)
     gen_avg = fm.moving_average(gen)  # what is sampled and measured at the end
     run.track(gen=gen, gen_avg=gen_avg, disc=disc, opt_g=opt_g, opt_d=opt_d, sched_g=decay[0], sched_d=decay[1])
@@ -255,12 +300,15 @@ def main():
         return fm.interleaved_rows(*g(fixed_z))
 
     def generated_figures(g):
-        """g1's digits as every generator's; for edges and negative, the pairs' agreement too."""
+        """g1's digits as every generator's, and how well the pairs agree: pixel by pixel for edges and negative,
+        digit by digit for usps (the evaluator reads g2's USPS digits framed as MNIST's)."""
         figures = fm.generator_metrics(lambda n: g(noise(n))[0], mnist)
-        if args.task != "usps":
-            view = PAIRED_VIEW[args.task]
-            samples = fm.translate(lambda z: torch.cat(g(z), 1), noise(PAIRS))
-            figures |= fm.pair_metrics(view(samples[:, :1]), samples[:, 1:])
+        samples = fm.translate(lambda z: torch.cat(g(z), 1), noise(PAIRS))
+        if args.task == "usps":
+            second = samples[:, 1:] if args.usps_framing == "mnist" else fm.full_to_mnist_framing(samples[:, 1:])
+            figures["pair_digit_agreement"] = fm.pair_digit_agreement(samples[:, :1], second)
+        else:
+            figures |= fm.pair_metrics(PAIRED_VIEW[args.task](samples[:, :1]), samples[:, 1:])
         return figures
 
     for x2 in run.batches(second):
@@ -318,6 +366,8 @@ def main():
         train_source_only(baseline, mnist.train_x, mnist.train_y, run.step, args.batch_size, args.lr)
         figures["source_acc"] = fm.evaluator_test_acc(usps)  # the evaluator on untranslated USPS
         figures["source_classifier_acc"] = fm.accuracy(baseline, usps.test_x, usps.test_y)
+    if args.zoom:  # the framing each side learnt: g2's scale below 1 magnifies, D_2's above 1 shrinks
+        figures["zoom"] = {"generator": gen.last2[-1].figures(), "discriminator": disc.first2[0].figures()}
     run.finish(**figures, task=args.task, sharing=sharing)
 
 

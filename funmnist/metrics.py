@@ -269,6 +269,16 @@ def pair_metrics(first: torch.Tensor, second: torch.Tensor, threshold: float = 0
     }
 
 
+@torch.no_grad()
+def pair_digit_agreement(first: torch.Tensor, second: torch.Tensor) -> float:
+    """The share of pairs (first[i], second[i]) that the evaluator reads as one digit.
+
+    Pairs of unrelated digits agree by chance, about 0.1 when the digits are balanced.
+    """
+    first_labels, second_labels = (evaluator_outputs(images)[1].argmax(1) for images in (first, second))
+    return float((first_labels == second_labels).mean())
+
+
 def digit_classifier() -> torch.nn.Module:
     """A small CNN (32x32 -> 16 -> 8, 16 and 32 channels, 128 hidden units) for the adaptation figures."""
     nn = torch.nn

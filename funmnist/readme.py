@@ -230,7 +230,9 @@ def translation_rows() -> list[str]:
             f"{m['adapted_acc']:.2%} ({m['source_classifier_acc']:.2%})",
             "",
         )
-        rows.append(("Coupled_GAN", "`--task usps` (its discriminators' class head)", *cells, m))
+        run = "`--task usps --zoom`" if "zoom" in m else "`--task usps`"
+        coupled = f"; {m['pair_digit_agreement']:.0%} of pairs one digit" if "pair_digit_agreement" in m else ""
+        rows.append(("Coupled_GAN", f"{run} (its discriminators' class head{coupled})", *cells, m))
     if not rows:
         return []
     caption = (
@@ -277,14 +279,14 @@ def paired_rows() -> list[str]:
     """pix2pix, edges -> digits, beside its L1-only ablation."""
     rows = []
     for folder, name in (("", "pix2pix (L1 + cGAN)"), ("no_gan/", "the same U-Net, L1 alone (`--no-gan`)")):
-        if m := load(f"pix2pix/samples/{folder}metrics.json"):
+        if m := load_seeds(f"pix2pix/samples/{folder}metrics.json"):
             cells = (
                 f"**{m['translation_acc']:.2%}** ({m['evaluator_test_acc']:.2%})",
                 f"{m['l1']:.4f}",
                 f"{m['psnr']:.2f} dB",
-                f"{m['fid']:.1f} ({m['fid_real']:.1f})",
+                f"{m['fid']:.2f} ({m['fid_real']:.1f})",  # two decimals: both runs' fid lie under 1
             )
-            rows.append(("pix2pix", name, *cells, m))
+            rows.append(("pix2pix", "; ".join([name, *seeds_note(m)]), *cells, m))
     if not rows:
         return []
     caption = (

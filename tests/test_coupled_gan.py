@@ -46,6 +46,34 @@ def test_discriminators_share_all_but_their_first_layer(cogan, sharing):
     assert disc.classifier(2)(torch.rand(3, 1, 32, 32)).shape == (3, 10)
 
 
+def test_zoom_is_the_identity_at_first_and_magnifies_below_one(cogan):
+    zoom = cogan.Zoom()
+    x = torch.zeros(2, 1, 32, 32)
+    x[:, :, 8:24, 8:24] = 1  # a 16-pixel square in the middle
+    assert torch.allclose(zoom(x), x, atol=1e-6)
+    with torch.no_grad():
+        zoom.log_scale.fill_(torch.tensor(0.5).log())
+    magnified = zoom(x)  # half the frame, drawn over all of it
+    assert magnified[:, :, 1:31, 1:31].min() > 0.99 and magnified.mean() > 0.9
+    magnified.sum().backward()
+    assert zoom.log_scale.grad != 0 and zoom.shift.grad.shape == (2,)
+    assert zoom.figures() == pytest.approx({"scale": 0.5, "shift": [0.0, 0.0]})
+
+
+def test_zoom_frames_domain_two_alone_and_learns_faster(cogan):
+    gen = cogan.CoupledGenerators(z_dim=10, w=4, zoom=True)
+    disc = cogan.CoupledDiscriminators(w=4, classes=10, zoom=True)
+    assert isinstance(gen.last2[-1], cogan.Zoom) and isinstance(disc.first2[0], cogan.Zoom)
+    zooms = [m for m in (*gen.modules(), *disc.modules()) if isinstance(m, cogan.Zoom)]
+    assert len(zooms) == 2  # domain 1 keeps its framing: it is the one the class head learns
+    assert parameter_ids(disc.first2[0]) <= parameter_ids(disc.classifier(2))  # USPS is read through it
+    opt = cogan.optimiser(gen, 1e-3)
+    assert [g["lr"] for g in opt.param_groups] == [1e-3, 1e-3 * cogan.ZOOM_LR_FACTOR]
+    assert {id(p) for p in opt.param_groups[1]["params"]} == parameter_ids(gen.last2[-1])
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(gen.parameters()))
+    assert len(cogan.optimiser(cogan.CoupledGenerators(z_dim=10, w=4), 1e-3).param_groups) == 1
+
+
 def test_coupled_losses_by_hand(cogan):
     real = [torch.tensor([2.0, 0.0]), torch.tensor([1.0])]
     fake = [torch.tensor([-1.0, 1.0]), torch.tensor([0.0])]
@@ -120,8 +148,9 @@ def test_usps_smoke_run_measures_the_adapted_head(tmp_path):
     assert result.returncode == 0, result.stderr
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["task"] == "usps" and m["steps"] == 16
-    for key in ("adapted_acc", "mnist_test_acc", "source_classifier_acc"):
+    for key in ("adapted_acc", "mnist_test_acc", "source_classifier_acc", "pair_digit_agreement"):
         assert 0 <= m[key] <= 1, key
+    assert "pair_agreement" not in m  # pixels of two framings do not compare; their digits do
     assert m["source_acc"] == pytest.approx(0.8032, abs=1e-4)  # the evaluator on untranslated USPS
     assert {"class", "align"} <= torch.load(tmp_path / "checkpoint.pt", weights_only=True)["losses"].keys()
 

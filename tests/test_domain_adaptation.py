@@ -61,6 +61,28 @@ def test_usps_framings(usps):
     assert (resized - usps.test_x).abs().mean() < 0.05
 
 
+def test_full_framing_shrunk_is_the_mnist_framing(usps):
+    boxed = fm.load_usps(DATA_ROOT, torch.device("cpu"), framing="mnist")
+    reframed = fm.full_to_mnist_framing(usps.test_x)
+    assert reframed.shape == usps.test_x.shape and 0 <= reframed.min() and reframed.max() <= 1
+    border = torch.ones(32, 32, dtype=torch.bool)
+    border[6:26, 6:26] = False
+    assert reframed[:, 0, border].max() == 0  # inside MNIST's 20-pixel box
+    assert (reframed - boxed.test_x).abs().mean() < 0.01  # 0.0079: the same digits, resized twice
+    assert (usps.test_x - boxed.test_x).abs().mean() > 0.1
+
+
+def test_pair_digit_agreement_of_matched_and_mismatched_pairs(usps, mnist):
+    reframed = fm.full_to_mnist_framing(usps.test_x)
+    assert fm.pair_digit_agreement(reframed, reframed) == 1.0
+    # USPS's test digits, in label order, beside as many MNIST test digits of each label
+    by_label = reframed[usps.test_y.argsort(stable=True)]
+    counts = torch.bincount(usps.test_y).tolist()
+    matched = torch.cat([mnist.test_x[mnist.test_y == digit][:n] for digit, n in enumerate(counts)])
+    assert fm.pair_digit_agreement(matched, by_label) > 0.97  # the evaluator reads the reframed ones at 98.2%
+    assert fm.pair_digit_agreement(mnist.test_x[: len(reframed)], reframed) < 0.15  # unrelated digits: chance
+
+
 def test_usps_limit(usps):
     small = fm.load_usps(DATA_ROOT, torch.device("cpu"), limit=100)
     assert torch.equal(small.train_x, usps.train_x[:100]) and len(small.test_x) == 2007
