@@ -179,6 +179,9 @@ class CoupledDiscriminators(nn.Module):
         return nn.Sequential(first, trunk.features, self.digit)
 
 
+ZOOM_LR_FACTOR = 10
+
+
 def optimiser(module: nn.Module, lr: float) -> torch.optim.Adam:
     """Adam, (0.5, 0.999); a Zoom's numbers at ZOOM_LR_FACTOR times the rate: one global scale has to travel
     about 0.47 in log space (a digit's 20-pixel box to a full frame), which at 2e-4 a step would take most of the run.
@@ -189,7 +192,6 @@ def optimiser(module: nn.Module, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(groups, lr=lr, betas=(0.5, 0.999))
 
 
-ZOOM_LR_FACTOR = 10
 REAL_TARGET = 0.9  # one-sided label smoothing, as GAN/train.py: the fakes' target stays 0
 
 
